@@ -1,0 +1,1 @@
+"""AgentOps Grid: the Dagster code location and the telemetry lakehouse."""

@@ -1,0 +1,3 @@
+from agentops_assets.cli import main
+
+main()

@@ -1,0 +1,336 @@
+"""The ``agentops`` command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import date
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agentops_assets.config import Paths
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _paths() -> Paths:
+    paths = Paths.from_env()
+    # Dagster resources and child processes resolve the same home.
+    os.environ["AGENTOPS_HOME"] = str(paths.home)
+    return paths
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="agentops-grid")
+def main() -> None:
+    """AgentOps Grid: the operations data platform for AI agents in production.
+
+    Everything lives under $AGENTOPS_HOME (default ./data).
+
+    \b
+    Example:
+      agentops demo
+    """
+
+
+@main.command()
+@click.option("--agents", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--days", default=7, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option(
+    "--format",
+    "fmt",
+    default="jsonl",
+    show_default=True,
+    type=click.Choice(["jsonl", "otlp", "both"]),
+    help="Native JSONL reasoning logs, OTLP JSON traces, or half the fleet each.",
+)
+@click.option(
+    "--bad-fraction",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    help="Share of malformed records mixed in.",
+)
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First day (default: DAYS ago).")
+@click.option(
+    "--cycles-per-day",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Reasoning cycles per agent per day (about 10 events each).",
+)
+@click.option("--gzip", "gzip_", is_flag=True, help="Write .gz files.")
+def simulate(
+    agents: int,
+    days: int,
+    seed: int,
+    fmt: str,
+    bad_fraction: float,
+    start,
+    cycles_per_day: int,
+    gzip_: bool,
+) -> None:
+    """Write a simulated agent fleet's telemetry into $AGENTOPS_HOME/landing.
+
+    Deterministic for a seed and start day. Injected incidents' ground truth goes to
+    $AGENTOPS_HOME/simulator/incidents.json, never into the landing folder.
+
+    \b
+    Example:
+      agentops simulate --agents 20 --days 7 --seed 42 --format both --bad-fraction 0.01
+    """
+    paths = _paths()
+    summary = _simulate(
+        paths,
+        agents=agents,
+        days=days,
+        seed=seed,
+        fmt=fmt,
+        bad_fraction=bad_fraction,
+        start=start.date() if start else None,
+        cycles_per_day=cycles_per_day,
+        gzip=gzip_,
+    )
+    console.print(
+        f"Wrote [bold]{summary.events:,}[/] events and "
+        f"{sum(summary.bad_records.values()):,} malformed records in {len(summary.files)} files "
+        f"({summary.start} .. {summary.end}) to {paths.landing}"
+    )
+    console.print(f"Incidents' ground truth: {paths.simulator / 'incidents.json'}")
+
+
+def _simulate(paths: Paths, *, start: date | None, cycles_per_day: int, **options):
+    from agentops_assets.telemetry.simulator import simulate as run_simulation
+
+    with _progress("Simulating the fleet") as (progress, task):
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            return run_simulation(
+                paths.landing,
+                paths.simulator,
+                start=start,
+                cycles_per_agent_day=cycles_per_day,
+                progress=advance,
+                **options,
+            )
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+
+
+@contextmanager
+def _progress(description: str):
+    """A progress bar on stderr; yields the bar and its task."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        yield progress, progress.add_task(description, total=None)
+
+
+@main.command()
+@click.argument("query")
+@click.option(
+    "--format",
+    "fmt",
+    default="table",
+    show_default=True,
+    type=click.Choice(["table", "csv", "json"]),
+)
+def sql(query: str, fmt: str) -> None:
+    """Run a read-only SQL query; every Delta table is a view under its name.
+
+    \b
+    Example:
+      agentops sql "SELECT agent_type, count(*) FROM agent_events GROUP BY 1"
+      agentops sql "SELECT * FROM agent_events_quarantine LIMIT 5" --format json
+    """
+    import duckdb
+
+    from agentops_assets import lake
+    from agentops_assets.sql import query as run_query
+
+    paths = _paths()
+    try:
+        frame = run_query(paths, query)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    except duckdb.Error as error:
+        tables = ", ".join(lake.list_tables(paths)) or "none yet (run `agentops demo`)"
+        message = str(error).splitlines()[0]
+        raise click.ClickException(f"{message}\nTables: {tables}") from None
+    if fmt == "csv":
+        click.echo(frame.write_csv(), nl=False)
+    elif fmt == "json":
+        click.echo(frame.write_json())
+    else:
+        console.print(_table(frame))
+
+
+def _table(frame, title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False)
+    for name in frame.columns:
+        table.add_column(name, justify="right" if frame.schema[name].is_numeric() else "left")
+    for row in frame.iter_rows():
+        table.add_row(*("" if v is None else _cell(v) for v in row))
+    return table
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+@main.command()
+def run() -> None:
+    """Materialize every asset in-process through Dagster.
+
+    Runs use $AGENTOPS_HOME/dagster as DAGSTER_HOME, so they appear in the UI's history.
+
+    \b
+    Example:
+      agentops run
+    """
+    if not _materialize_all(_paths()):
+        raise SystemExit(1)
+
+
+def _materialize_all(paths: Paths) -> bool:
+    """Run the whole asset graph once; prints what each asset and check produced."""
+    from agentops_assets.runner import materialize_all
+
+    with console.status("Materializing assets through Dagster..."):
+        outcome = materialize_all(paths)
+    table = Table(title=f"Dagster run {outcome.run_id[:8]} ({outcome.seconds:.1f} s)")
+    table.add_column("asset / check")
+    table.add_column("result")
+    for name, summary in outcome.lines:
+        table.add_row(name, summary)
+    console.print(table)
+    if not outcome.success:
+        err.print(f"[red]The run failed:[/] {outcome.error}")
+    return outcome.success
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
+def ui(port: int) -> None:
+    """Start the Dagster webserver and daemon on 127.0.0.1 with this code location.
+
+    Ctrl-C stops both.
+
+    \b
+    Example:
+      agentops ui --port 3000
+    """
+    paths = _paths()
+    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DAGSTER_HOME": str(paths.dagster_home)}
+    command = [
+        sys.executable, "-m", "dagster", "dev",
+        "-m", "agentops_assets.definitions",
+        "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    # Its own session, so Ctrl-C here stops the webserver and the daemon together.
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    console.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@main.command()
+@click.option("--agents", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--days", default=7, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=42, show_default=True, type=int)
+def demo(agents: int, days: int, seed: int) -> None:
+    """Simulate a week of a 20-agent fleet, materialize every asset, print a summary.
+
+    \b
+    Example:
+      AGENTOPS_HOME=/tmp/agentops agentops demo
+    """
+    paths = _paths()
+    started = time.perf_counter()
+    summary = _simulate(
+        paths,
+        agents=agents,
+        days=days,
+        seed=seed,
+        fmt="both",
+        bad_fraction=0.005,
+        start=None,
+        cycles_per_day=60,
+        gzip=False,
+    )
+    console.print(
+        f"Simulated {summary.events:,} events and {sum(summary.bad_records.values()):,} "
+        f"malformed records from {agents} agents over {days} days into {paths.landing}"
+    )
+    ok = _materialize_all(paths)
+    _print_summary(paths)
+    console.print(f"Done in {time.perf_counter() - started:.1f} s.")
+    if not ok:
+        raise SystemExit(1)
+
+
+def _print_summary(paths: Paths) -> None:
+    from agentops_assets import lake
+    from agentops_assets.sql import query
+
+    tables = lake.list_tables(paths)
+    counts = (
+        query(
+            paths,
+            " UNION ALL ".join(
+                f"SELECT '{name}' AS table_name, count(*) AS rows FROM {name}" for name in tables
+            ),
+        )
+        if tables
+        else None
+    )
+    if counts is not None:
+        console.print(_table(counts, title="Tables (agentops sql)"))
+    if "agent_events_quarantine" in tables:
+        reasons = query(
+            paths,
+            "SELECT reason, count(*) AS records FROM agent_events_quarantine "
+            "GROUP BY 1 ORDER BY 2 DESC",
+        )
+        console.print(_table(reasons, title="Quarantined records by reason"))
+    console.print(
+        "\n[bold]Where to look next[/]\n"
+        '  agentops sql "SELECT agent_type, kind, count(*) FROM agent_events GROUP BY ALL"\n'
+        '  agentops sql "SELECT source_file, record_index, reason, detail '
+        'FROM agent_events_quarantine LIMIT 10"\n'
+        "  agentops ui        # assets, checks, sensors and run history on http://127.0.0.1:3000\n"
+        f"  {paths.simulator / 'incidents.json'}   # the incidents the simulator injected"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Where everything lives: one setting, ``AGENTOPS_HOME``, and an optional lake URI."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = "./data"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The storage layout under ``$AGENTOPS_HOME`` (see ARCHITECTURE.md).
+
+    ``lake_uri`` may point at object storage (``s3://``, ``gs://``, ``az://``); every other
+    folder is local to the machine running the code location.
+    """
+
+    home: Path
+    lake_uri: str
+
+    @classmethod
+    def from_env(cls, home: str | os.PathLike[str] | None = None) -> Paths:
+        """Resolve the layout from arguments, then ``AGENTOPS_HOME`` / ``AGENTOPS_LAKE_URI``."""
+        root = Path(home or os.environ.get("AGENTOPS_HOME") or DEFAULT_HOME).expanduser().resolve()
+        lake = os.environ.get("AGENTOPS_LAKE_URI") or str(root / "lake")
+        return cls(home=root, lake_uri=lake.rstrip("/"))
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def knowledge(self) -> Path:
+        return self.home / "knowledge"
+
+    @property
+    def lance(self) -> Path:
+        return self.home / "lance"
+
+    @property
+    def control(self) -> Path:
+        return self.home / "control"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def simulator(self) -> Path:
+        return self.home / "simulator"
+
+    @property
+    def locks(self) -> Path:
+        return self.home / ".locks"
+
+    def table_uri(self, name: str) -> str:
+        """URI of the Delta table called ``name``."""
+        return f"{self.lake_uri}/{name}"
+
+    @property
+    def lake_is_local(self) -> bool:
+        return "://" not in self.lake_uri or self.lake_uri.startswith("file://")

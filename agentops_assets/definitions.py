@@ -1,0 +1,14 @@
+"""The AgentOps Grid code location: gathers each domain's definitions and binds resources."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from agentops_assets.defs import telemetry
+from agentops_assets.defs.resources import LakeResource
+
+defs = dg.Definitions.merge(
+    telemetry.defs,
+    dg.Definitions(
+        resources={"lake": LakeResource(), "duckdb": DuckDBResource(database=":memory:")}
+    ),
+)

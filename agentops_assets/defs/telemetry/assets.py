@@ -1,0 +1,78 @@
+"""Telemetry ingestion: landing files -> agent_events, quarantine, ingested_files."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from agentops_assets.defs.resources import LakeResource
+from agentops_assets.telemetry.ingest import IngestReport, ingest_landing
+from agentops_assets.telemetry.schema import AGENT_EVENTS, INGESTED_FILES, QUARANTINE
+
+LAKE_WRITERS_POOL = "agentops_lake_writers"
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            AGENT_EVENTS,
+            description="One row per agent step (TELEMETRY.md), Delta, partitioned by event_date. "
+            "Deduplicated by event_id, secrets redacted.",
+            kinds={"delta", "polars"},
+        ),
+        dg.AssetSpec(
+            QUARANTINE,
+            description="Records that could not be ingested: raw text (redacted), file, line or "
+            "span index, and the reason.",
+            kinds={"delta"},
+        ),
+        dg.AssetSpec(
+            INGESTED_FILES,
+            description="Each landing file ingested once: path, content hash, records read, "
+            "rows stored, duplicates and quarantined rows.",
+            kinds={"delta"},
+        ),
+    ],
+    group_name="telemetry",
+    pool=LAKE_WRITERS_POOL,
+)
+def telemetry_ingestion(context: dg.AssetExecutionContext, lake: LakeResource):
+    """Ingest every landing file not ingested before (JSONL reasoning logs, OTLP JSON)."""
+
+    def progress(done: int, total: int, records: int) -> None:
+        if done == total or done % 10 == 0:
+            context.log.info(f"ingested {done}/{total} files, {records:,} records read")
+
+    report = ingest_landing(lake.paths, progress=progress)
+    yield from _results(report)
+
+
+def _results(report: IngestReport):
+    rate = report.records / report.seconds if report.seconds else 0.0
+    yield dg.MaterializeResult(
+        asset_key=AGENT_EVENTS,
+        metadata={
+            "new_rows": dg.MetadataValue.int(report.new_rows),
+            "duplicate_rows": dg.MetadataValue.int(report.duplicate_rows),
+            "files": dg.MetadataValue.int(len(report.files)),
+            "records_per_second": dg.MetadataValue.float(round(rate, 1)),
+        },
+    )
+    reasons = report.reasons
+    table = "\n".join(f"| {reason} | {count:,} |" for reason, count in reasons.most_common())
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE,
+        metadata={
+            "quarantined_rows": dg.MetadataValue.int(report.quarantined_rows),
+            "by_reason": dg.MetadataValue.md(
+                "| reason | records |\n|---|---|\n" + table if table else "nothing quarantined"
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=INGESTED_FILES,
+        metadata={
+            "files_ingested": dg.MetadataValue.int(len(report.files)),
+            "files_skipped": dg.MetadataValue.int(report.skipped_files),
+            "records_read": dg.MetadataValue.int(report.records),
+        },
+    )

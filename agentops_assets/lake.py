@@ -1,0 +1,83 @@
+"""Delta Lake access shared by every domain: read through polars, append atomically.
+
+Reads go through polars (``scan_delta``), never ``DeltaTable.to_pyarrow_*``, which can abort
+a short process at exit (STACK_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable
+
+from agentops_assets.config import Paths
+
+
+def table_exists(uri: str) -> bool:
+    """Whether a Delta table lives at ``uri`` (object-store credentials come from the env)."""
+    return DeltaTable.is_deltatable(uri)
+
+
+def scan(uri: str) -> pl.LazyFrame | None:
+    """A lazy frame over the table at ``uri``, or ``None`` when it does not exist yet."""
+    if not table_exists(uri):
+        return None
+    return pl.scan_delta(uri)
+
+
+def append(
+    uri: str,
+    frame: pl.DataFrame,
+    *,
+    partition_by: Sequence[str] | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Append ``frame`` as one Delta commit; the table is created on first write.
+
+    A commit either lands whole or not at all, so a crash leaves the table readable.
+    """
+    if frame.is_empty() and table_exists(uri):
+        return
+    frame.write_delta(
+        uri,
+        mode="append",
+        delta_write_options={
+            "partition_by": list(partition_by) if partition_by else None,
+            "commit_properties": CommitProperties(custom_metadata=dict(metadata or {})),
+        },
+    )
+
+
+def list_tables(paths: Paths) -> dict[str, str]:
+    """Every Delta table under the lake: name -> URI (local lakes only list their folder)."""
+    if not paths.lake_is_local:
+        return {}
+    root = Path(paths.lake_uri.removeprefix("file://"))
+    if not root.is_dir():
+        return {}
+    return {
+        child.name: str(child)
+        for child in sorted(root.iterdir())
+        if (child / "_delta_log").is_dir()
+    }
+
+
+@contextmanager
+def writer_lock(paths: Paths, name: str) -> Iterator[None]:
+    """Serialise writers of one table on this machine (blocks until the lock is free).
+
+    Across machines, Dagster's concurrency pool for lake writers does the same job.
+    """
+    paths.locks.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

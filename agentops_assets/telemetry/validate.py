@@ -1,0 +1,221 @@
+"""Validation of text records against the telemetry contract, vectorised in polars.
+
+Readers hand over every field as text. Here each field is cast to its stored type and
+checked; a record that breaks a rule is set aside with the first rule it breaks, so it can be
+quarantined with a reason instead of being dropped or crashing the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import polars as pl
+
+from agentops_assets.telemetry.parsed import merge_into_attributes
+from agentops_assets.telemetry.schema import (
+    FEEDBACK_KINDS,
+    FIELD_TYPES,
+    KINDS,
+    OUTCOMES,
+    REQUIRED_FIELDS,
+    TIERS,
+    TOKEN_FIELDS,
+    UTC_US,
+)
+
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_SKEW: Final = timedelta(days=1)  # producers' clocks run ahead; more than this is an error
+_ISO_FORMATS: Final = (
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d",
+)
+_STATUS: Final = {
+    "ok": "ok",
+    "success": "ok",
+    "succeeded": "ok",
+    "unset": "ok",
+    "status_code_ok": "ok",
+    "status_code_unset": "ok",
+    "error": "error",
+    "failed": "error",
+    "failure": "error",
+    "fail": "error",
+    "status_code_error": "error",
+}
+_ENUMS: Final = {"agent_tier": TIERS, "outcome": OUTCOMES, "feedback_kind": FEEDBACK_KINDS}
+_NON_NEGATIVE: Final = ("duration_ms", "cost_usd", "attempt")
+
+
+@dataclass(frozen=True)
+class Validated:
+    """Typed rows that passed (``_index`` + canonical fields) and the ones that did not."""
+
+    rows: pl.DataFrame
+    failures: pl.DataFrame  # _index, reason, detail
+
+
+def _timestamp(text: pl.Expr) -> pl.Expr:
+    """ISO 8601 text, or epoch seconds / ms / µs / ns told apart by magnitude."""
+    number = text.cast(pl.Float64, strict=False)
+    size = number.abs()
+    epoch_us = (
+        pl.when(size < 1e11)
+        .then(number * 1e6)
+        .when(size < 1e14)
+        .then(number * 1e3)
+        .when(size < 1e17)
+        .then(number)
+        .otherwise(number / 1e3)
+    )
+    from_epoch = (
+        pl.when(epoch_us.abs() < 9e15).then(epoch_us).cast(pl.Int64, strict=False).cast(UTC_US)
+    )
+    parsed = [
+        text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _ISO_FORMATS
+    ]
+    return pl.coalesce(from_epoch, *parsed)
+
+
+def _number(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    value = text.cast(pl.Float64, strict=False)
+    value = pl.when(value.is_finite()).then(value)
+    if dtype.is_integer():
+        whole = (value == value.round()) & (value.abs() < 2**53)
+        return pl.when(whole).then(value).cast(dtype, strict=False)
+    return value
+
+
+def _typed(name: str, dtype: pl.DataType) -> pl.Expr:
+    text = pl.col(name)
+    if name == "ts":
+        return _timestamp(text.str.strip_chars())
+    if dtype.is_numeric():
+        return _number(text.str.strip_chars(), dtype)
+    if name in ("kind", "status", *_ENUMS):
+        return text.str.strip_chars().str.to_lowercase()
+    return text
+
+
+def validate(records: pl.DataFrame, *, now: datetime | None = None) -> Validated:
+    """Cast ``records`` (``schema.RAW_SCHEMA``) to the canonical types and check every rule."""
+    latest = (now or datetime.now(UTC)) + CLOCK_SKEW
+    frame = records.with_columns(
+        _typed(name, dtype).alias(f"{name}__t") for name, dtype in FIELD_TYPES.items()
+    )
+    rules: list[tuple[str, pl.Expr, pl.Expr]] = []
+    for name in REQUIRED_FIELDS:
+        blank = pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")
+        rules.append(("missing_field", blank, pl.lit(f"Required field '{name}' is missing.")))
+    rules.append(
+        (
+            "invalid_timestamp",
+            pl.col("ts__t").is_null(),
+            pl.format("ts '{}' is not an ISO 8601 time or epoch number.", pl.col("ts")),
+        )
+    )
+    rules.append(
+        (
+            "timestamp_out_of_range",
+            (pl.col("ts__t") < EARLIEST) | (pl.col("ts__t") > latest),
+            pl.format(
+                "ts {} is outside 2000-01-01 .. now + 1 day.", pl.col("ts__t").dt.to_string()
+            ),
+        )
+    )
+    for name, dtype in FIELD_TYPES.items():
+        if dtype.is_numeric():
+            noun = "an integer" if dtype.is_integer() else "a number"
+            rules.append(
+                (
+                    "wrong_type",
+                    pl.col(name).is_not_null() & pl.col(f"{name}__t").is_null(),
+                    pl.format(f"{name} must be {noun}, got '{{}}'.", pl.col(name).str.head(80)),
+                )
+            )
+    for name in TOKEN_FIELDS:
+        rules.append(
+            (
+                "negative_tokens",
+                pl.col(f"{name}__t") < 0,
+                pl.format(f"{name} is negative ({{}}).", pl.col(f"{name}__t")),
+            )
+        )
+    for name in _NON_NEGATIVE:
+        rules.append(
+            (
+                "negative_value",
+                pl.col(f"{name}__t") < 0,
+                pl.format(f"{name} is negative ({{}}).", pl.col(f"{name}__t")),
+            )
+        )
+    rules.append(
+        (
+            "confidence_out_of_range",
+            (pl.col("confidence__t") < 0) | (pl.col("confidence__t") > 1),
+            pl.format("confidence {} is outside 0..1.", pl.col("confidence__t")),
+        )
+    )
+    status = pl.col("status__t")
+    rules.append(
+        (
+            "invalid_value",
+            status.is_not_null() & ~status.is_in(list(_STATUS)),
+            pl.format("status '{}' is not ok or error.", pl.col("status")),
+        )
+    )
+    for name, allowed in _ENUMS.items():
+        typed = pl.col(f"{name}__t")
+        choices = ", ".join(sorted(allowed))
+        rules.append(
+            (
+                "invalid_value",
+                typed.is_not_null() & ~typed.is_in(sorted(allowed)),
+                pl.format(f"{name} '{{}}' is not one of {choices}.", pl.col(name)),
+            )
+        )
+
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    detail: pl.Expr = pl.lit(None, dtype=pl.String)
+    for code, broken, why in reversed(rules):
+        reason = pl.when(broken.fill_null(False)).then(pl.lit(code)).otherwise(reason)
+        detail = pl.when(broken.fill_null(False)).then(why).otherwise(detail)
+    frame = frame.with_columns(_reason=reason, _detail=detail)
+
+    failures = frame.filter(pl.col("_reason").is_not_null()).select(
+        "_index", reason="_reason", detail="_detail"
+    )
+    passed = frame.filter(pl.col("_reason").is_null())
+    rows = _finish(passed)
+    return Validated(rows=rows, failures=failures)
+
+
+def _finish(passed: pl.DataFrame) -> pl.DataFrame:
+    """Typed columns under their own names, with defaults filled in."""
+    rows = passed.select(
+        "_index",
+        *(pl.col(f"{name}__t").alias(name) for name in FIELD_TYPES),
+        _raw_kind=pl.col("kind"),
+    )
+    kind = pl.col("kind")
+    known = kind.is_in(sorted(KINDS))
+    status = pl.col("status").replace_strict(_STATUS, default=None, return_dtype=pl.String)
+    unknown = rows.select(known.not_().arg_true()).to_series().to_list()
+    rows = rows.with_columns(
+        kind=pl.when(known).then(kind).otherwise(pl.lit("other")),
+        status=pl.coalesce(
+            status,
+            pl.when(pl.col("error_type").is_not_null()).then(pl.lit("error")),
+            pl.lit("ok"),
+        ),
+        attempt=pl.col("attempt").fill_null(0),
+    )
+    if unknown:
+        # Keep a kind we do not know as an attribute: stored as "other", lost nowhere.
+        kinds = rows.get_column("_raw_kind").gather(unknown).to_list()
+        rows = merge_into_attributes(rows, unknown, [{"kind": k} for k in kinds])
+    return rows.select("_index", *FIELD_TYPES)
