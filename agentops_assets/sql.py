@@ -54,6 +54,7 @@ def query(paths: Paths, sql: str) -> pl.DataFrame:
         statements = con.extract_statements(sql)
         for statement in statements[:-1]:
             con.execute(statement)
-        return con.execute(statements[-1]).pl()
+        relation = con.sql(statements[-1].query)
+        return relation.pl() if relation is not None else pl.DataFrame()
     finally:
         con.close()

@@ -1,7 +1,5 @@
 """Resources, bound once in ``definitions.py``."""
 
-from __future__ import annotations
-
 import dagster as dg
 from pydantic import Field
 

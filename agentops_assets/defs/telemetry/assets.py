@@ -1,7 +1,5 @@
 """Telemetry ingestion: landing files -> agent_events, quarantine, ingested_files."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from agentops_assets.defs.resources import LakeResource

@@ -1,7 +1,5 @@
 """Asset checks on the telemetry tables."""
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 

@@ -1,7 +1,5 @@
 """The landing sensor: new landing files request an ingestion run."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from agentops_assets.defs.resources import LakeResource
