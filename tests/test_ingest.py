@@ -95,6 +95,18 @@ def test_secrets_are_redacted_before_any_write(paths: Paths) -> None:
     assert "AKIAIOSFODNN7EXAMPLE" not in raw and "[REDACTED:aws_access_key]" in raw
 
 
+def test_identifiers_that_look_like_card_numbers_are_kept(paths: Paths) -> None:
+    """A 16-digit span id can pass the Luhn check; ids are not free text and stay intact."""
+    ids = ["2338841707844052", "4111111111111111"]
+    write_jsonl(
+        paths.landing / "a.jsonl",
+        [event(n, event_id=i, trace_id=i, session_id=i) for n, i in enumerate(ids)],
+    )
+    assert ingest_landing(paths).new_rows == 2
+    events = _table(paths, AGENT_EVENTS)
+    assert sorted(events["event_id"]) == ids and sorted(events["session_id"]) == ids
+
+
 def test_landing_files_are_never_modified(paths: Paths) -> None:
     path = write_jsonl(paths.landing / "a.jsonl", [event(1), b"{broken"])
     before = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)

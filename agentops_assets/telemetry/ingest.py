@@ -44,6 +44,7 @@ from agentops_assets.telemetry.schema import (
     QUARANTINE,
     QUARANTINE_SCHEMA,
     RAW_SCHEMA,
+    TEXT_FIELDS,
 )
 from agentops_assets.telemetry.validate import validate
 
@@ -223,7 +224,7 @@ def _read_file(file: LandingFile, ingested_at: datetime) -> _ParsedFile:
     quarantine = _quarantine_frame(file, result, rejects, ingested_at)
     return _ParsedFile(
         result,
-        redact_frame(events.select(EVENT_SCHEMA.names())),
+        redact_frame(events.select(EVENT_SCHEMA.names()), TEXT_FIELDS),
         redact_frame(quarantine, ["raw_text", "detail"]),
     )
 

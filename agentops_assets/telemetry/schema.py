@@ -61,6 +61,19 @@ FIELD_TYPES: Final[dict[str, pl.DataType]] = {
     "attributes": pl.String(),
 }
 FIELDS: Final = tuple(FIELD_TYPES)
+# Free text where secrets and personal data can hide; redacted before any write. Identifiers
+# are left alone: a 16-digit span id can pass the card-number checksum.
+TEXT_FIELDS: Final = (
+    "action_target",
+    "input_context",
+    "reasoning_summary",
+    "result",
+    "error_type",
+    "feedback_correction",
+    "feedback_rationale",
+    "reviewer",
+    "attributes",
+)
 REQUIRED_FIELDS: Final = ("event_id", "trace_id", "ts", "agent_id", "agent_type", "kind")
 TOKEN_FIELDS: Final = (
     "input_tokens",
