@@ -12,17 +12,21 @@ it ends with exactly the rows a clean run would have written.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
+import multiprocessing
+import os
+import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Final
 
 import polars as pl
-from agentops_assets.telemetry.otlp import read_otlp
 
 from agentops_assets import lake
 from agentops_assets.config import Paths
@@ -34,6 +38,7 @@ from agentops_assets.telemetry.landing import (
     pending_files,
     read_content,
 )
+from agentops_assets.telemetry.otlp import read_otlp
 from agentops_assets.telemetry.parsed import ParsedRecords, Reject
 from agentops_assets.telemetry.redact import redact_frame
 from agentops_assets.telemetry.schema import (
@@ -50,6 +55,8 @@ from agentops_assets.telemetry.validate import validate
 
 RAW_TEXT_LIMIT: Final = 65_536  # characters of a quarantined record kept in the table
 DEFAULT_BATCH_ROWS: Final = 400_000  # events buffered before a commit; bounds memory
+MAX_WORKERS: Final = 4
+PROCESS_POOL_BYTES: Final = 64 << 20  # OTLP bytes that make worker processes pay off
 _READERS: Final = {"jsonl": read_jsonl, "otlp_json": read_otlp}
 _FILE_PROBLEMS: Final = {
     "binary_file": "The file is binary, not text telemetry.",
@@ -131,34 +138,63 @@ def ingest_landing(
         todo, skipped = _pending(paths, discover(paths.landing))
         writer = _Writer(paths, ingested_at)
         read = 0
-        parsed_files = _read_ahead(todo, lambda file: _read_file(file, ingested_at))
-        for done, parsed in enumerate(parsed_files, start=1):
-            writer.add(parsed)
-            read += parsed.result.records
-            if writer.buffered >= batch_rows:
-                writer.flush()
-            if progress:
-                progress(done, len(todo), read)
-        writer.flush()
+        try:
+            for done, parsed in enumerate(_read_ahead(todo, ingested_at), start=1):
+                writer.add(parsed)
+                read += parsed.result.records
+                if writer.buffered >= batch_rows:
+                    writer.flush()
+                if progress:
+                    progress(done, len(todo), read)
+        finally:
+            writer.close()
     return IngestReport(writer.results, skipped, time.perf_counter() - started)
 
 
-def _read_ahead(
-    files: list[LandingFile], read: Callable[[LandingFile], _ParsedFile], ahead: int = 2
-) -> Iterator[_ParsedFile]:
-    """Parse files in threads, in order, at most ``ahead`` files beyond the one being written.
+def _read_ahead(files: list[LandingFile], ingested_at: datetime) -> Iterator[_ParsedFile]:
+    """Parse files in parallel, yielded in order, a bounded window ahead of the writer.
 
-    Reading, hashing, polars and Delta release the GIL, so two files parse while a third is
-    committed; the window bounds memory.
+    JSONL parses in threads: file reads, hashing and polars release the GIL. The OTLP reader
+    is Python walking span trees, which holds the GIL, so a large OTLP landing parses in worker
+    processes instead (starting them costs about a second). Workers hand their rows back as
+    Arrow IPC files in a scratch folder, which is cheaper than pickling them through a pipe.
     """
-    with ThreadPoolExecutor(max_workers=ahead) as pool:
+    workers = max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    otlp_bytes = sum(f.size for f in files if f.source_format == "otlp_json")
+    with contextlib.ExitStack() as stack:
+        threads = stack.enter_context(ThreadPoolExecutor(workers))
+        processes: ProcessPoolExecutor | None = None
+        if workers > 1 and otlp_bytes >= PROCESS_POOL_BYTES:
+            spawn = multiprocessing.get_context("spawn")
+            processes = stack.enter_context(ProcessPoolExecutor(workers, mp_context=spawn))
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="agentops-ingest-"))
         window: deque[Future[_ParsedFile]] = deque()
         for file in files:
-            window.append(pool.submit(read, file))
-            if len(window) > ahead:
-                yield window.popleft().result()
+            if processes is not None and file.source_format == "otlp_json":
+                window.append(processes.submit(_read_file_to_ipc, file, ingested_at, scratch))
+            else:
+                window.append(threads.submit(_read_file, file, ingested_at))
+            if len(window) > 2 * workers:
+                yield _loaded(window.popleft().result())
         while window:
-            yield window.popleft().result()
+            yield _loaded(window.popleft().result())
+
+
+def _read_file_to_ipc(file: LandingFile, ingested_at: datetime, scratch: str) -> _ParsedFile:
+    """``_read_file`` in a worker process; the events go back as an IPC file path."""
+    parsed = _read_file(file, ingested_at)
+    fd, path = tempfile.mkstemp(suffix=".arrow", dir=scratch)
+    with os.fdopen(fd, "wb") as out:
+        parsed.events.write_ipc(out, compression="uncompressed")
+    return dataclasses.replace(parsed, events=path)
+
+
+def _loaded(parsed: _ParsedFile) -> _ParsedFile:
+    if isinstance(parsed.events, pl.DataFrame):
+        return parsed
+    events = pl.read_ipc(parsed.events)
+    os.unlink(parsed.events)
+    return dataclasses.replace(parsed, events=events)
 
 
 def ingested_stamps(paths: Paths) -> set[tuple[str, int, datetime]]:
@@ -188,7 +224,7 @@ def _pending(paths: Paths, files: list[LandingFile]) -> tuple[list[LandingFile],
 @dataclass(frozen=True)
 class _ParsedFile:
     result: FileResult
-    events: pl.DataFrame
+    events: pl.DataFrame | str  # a frame, or the IPC file a worker process wrote it to
     quarantine: pl.DataFrame
 
 
@@ -251,47 +287,67 @@ def _quarantine_frame(
 
 
 class _Writer:
-    """Buffers parsed files and commits them: events, then quarantine, then file records."""
+    """Buffers parsed files and commits each batch: events, then quarantine, then file records.
+
+    Commits run on one background thread, in order, one batch at a time, so parsing goes on
+    while a batch is written and at most two batches are held in memory.
+    """
 
     def __init__(self, paths: Paths, ingested_at: datetime) -> None:
         self.paths = paths
         self.ingested_at = ingested_at
-        self.events: list[pl.DataFrame] = []
-        self.quarantine: list[pl.DataFrame] = []
-        self.pending: list[FileResult] = []
-        self.results: list[FileResult] = []
+        self.batch: list[_ParsedFile] = []
         self.buffered = 0
+        self.results: list[FileResult] = []
         self._known_ids = _KnownIds(paths.table_uri(AGENT_EVENTS))
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="agentops-commit")
+        self._commit: Future[None] | None = None
 
     def add(self, parsed: _ParsedFile) -> None:
-        self.events.append(parsed.events)
-        self.quarantine.append(parsed.quarantine)
-        self.pending.append(parsed.result)
+        self.batch.append(parsed)
         self.buffered += parsed.events.height
 
     def flush(self) -> None:
-        if not self.pending:
-            return
-        events = pl.concat(self.events) if self.events else EVENT_SCHEMA.to_frame()
-        new = self._known_ids.new_events(events)
-        metadata = {"agentops.operation": "ingest", "agentops.files": str(len(self.pending))}
+        """Hand the batch to the committer once the previous batch is committed."""
+        self._wait()
+        if self.batch:
+            self._commit = self._committer.submit(self._write, self.batch)
+        self.batch, self.buffered = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self._wait()
+        self._committer.shutdown()
+
+    def _wait(self) -> None:
+        if self._commit is not None:
+            self._commit.result()  # re-raises a failed commit here
+            self._commit = None
+
+    def _write(self, batch: list[_ParsedFile]) -> None:
+        results = [parsed.result for parsed in batch]
+        metadata = {"agentops.operation": "ingest", "agentops.files": str(len(batch))}
+        new = self._known_ids.new_events(pl.concat(parsed.events for parsed in batch))
         lake.append(
             self.paths.table_uri(AGENT_EVENTS), new, partition_by=["event_date"], metadata=metadata
         )
         self._known_ids.remember(new)
-        quarantine = _unseen_quarantine(self.paths, pl.concat(self.quarantine))
-        lake.append(self.paths.table_uri(QUARANTINE), quarantine, metadata=metadata)
+        quarantine = pl.concat(parsed.quarantine for parsed in batch)
+        lake.append(
+            self.paths.table_uri(QUARANTINE),
+            _unseen_quarantine(self.paths, quarantine),
+            metadata=metadata,
+        )
         new_per_file = dict(new.group_by("source_file").len().iter_rows())
-        for result in self.pending:
+        for result in results:
             result.new_rows = new_per_file.get(result.path, 0)
             result.duplicate_rows = result.good_rows - result.new_rows
         lake.append(
             self.paths.table_uri(INGESTED_FILES),
-            _files_frame(self.pending, self.ingested_at),
+            _files_frame(results, self.ingested_at),
             metadata=metadata,
         )
-        self.results.extend(self.pending)
-        self.events, self.quarantine, self.pending, self.buffered = [], [], [], 0
+        self.results.extend(results)
 
 
 def _parse(file: LandingFile, content: FileContent) -> ParsedRecords:
@@ -317,7 +373,7 @@ def _parse(file: LandingFile, content: FileContent) -> ParsedRecords:
 
 
 class _KnownIds:
-    """Event ids already stored, loaded per ``event_date`` partition as batches need them.
+    """Event ids already stored, per ``event_date`` partition, loaded as batches need them.
 
     Uniqueness is enforced within an event's date partition: a re-sent event carries its
     original timestamp. The ``event_ids_unique`` asset check watches the whole table.
@@ -325,26 +381,40 @@ class _KnownIds:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.loaded: set[object] = set()
-        self.ids = pl.Series("event_id", [], dtype=pl.String)
+        self.by_date: dict[date, pl.Series] = {}
 
     def new_events(self, events: pl.DataFrame) -> pl.DataFrame:
         """``events`` less those stored before or repeated in the batch (first one kept)."""
-        ids = events.get_column("event_id")
-        if ids.n_unique() < events.height:
+        if events.get_column("event_id").n_unique() < events.height:
             events = events.unique("event_id", keep="first", maintain_order=True)
-        dates = set(events.get_column("event_date").unique().to_list()) - self.loaded
-        table = lake.scan(self.uri) if dates else None
-        if table is not None:
-            stored = table.filter(pl.col("event_date").is_in(sorted(dates))).select("event_id")
-            self.ids.append(stored.collect().to_series())
-        self.loaded |= dates
-        if self.ids.is_empty():
+        dates = events.get_column("event_date").unique().to_list()
+        self._load([d for d in dates if d not in self.by_date])
+        known = [self.by_date[d] for d in dates if not self.by_date[d].is_empty()]
+        if not known:
             return events
-        return events.filter(pl.col("event_id").is_in(self.ids).not_())
+        return events.filter(pl.col("event_id").is_in(pl.concat(known)).not_())
 
     def remember(self, written: pl.DataFrame) -> None:
-        self.ids.append(written.get_column("event_id"))
+        for (day,), ids in (
+            written.select("event_date", "event_id")
+            .partition_by("event_date", as_dict=True)
+            .items()
+        ):
+            self.by_date[day] = pl.concat([self.by_date[day], ids.get_column("event_id")])
+
+    def _load(self, dates: list[date]) -> None:
+        empty = pl.Series("event_id", [], dtype=pl.String)
+        self.by_date.update(dict.fromkeys(dates, empty))
+        table = lake.scan(self.uri) if dates else None
+        if table is None:
+            return
+        stored = (
+            table.filter(pl.col("event_date").is_in(dates))
+            .select("event_date", "event_id")
+            .collect()
+        )
+        for (day,), ids in stored.partition_by("event_date", as_dict=True).items():
+            self.by_date[day] = ids.get_column("event_id")
 
 
 def _unseen_quarantine(paths: Paths, rows: pl.DataFrame) -> pl.DataFrame:

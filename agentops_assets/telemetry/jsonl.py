@@ -10,7 +10,7 @@ import orjson
 import polars as pl
 
 from agentops_assets.telemetry.parsed import ParsedRecords, Reject, merge_into_attributes
-from agentops_assets.telemetry.schema import FIELDS, RAW_SCHEMA
+from agentops_assets.telemetry.schema import FIELD_TYPES, FIELDS, RAW_SCHEMA
 
 MAX_RECORD_BYTES: Final = 1 << 20  # a larger line is quarantined, not parsed
 _FEEDBACK_KEYS: Final = {
@@ -20,6 +20,17 @@ _FEEDBACK_KEYS: Final = {
     "reviewer": "reviewer",
 }
 _KNOWN: Final = frozenset(FIELDS) | {"feedback"}
+_TEXT_SCHEMA: Final = {name: pl.String for name in (*FIELDS, "feedback")}
+# Numbers read as numbers when every line agrees, which spares a number-to-text round trip;
+# a file where one line disagrees is read as text and validation says which line is wrong.
+_TYPED_SCHEMA: Final = {
+    **_TEXT_SCHEMA,
+    **{
+        name: pl.Int64 if dtype.is_integer() else pl.Float64
+        for name, dtype in FIELD_TYPES.items()
+        if dtype.is_numeric()
+    },
+}
 
 
 def _decode(raw: bytes) -> str:
@@ -105,8 +116,10 @@ def _sort_lines(
 def _frame(body: bytes, good: Sequence[int], extras: dict[int, dict[str, object]]) -> pl.DataFrame:
     if not good:
         return RAW_SCHEMA.to_frame()
-    schema = {name: pl.String for name in (*FIELDS, "feedback")}
-    frame = pl.read_ndjson(io.BytesIO(body), schema=schema)
+    try:
+        frame = pl.read_ndjson(io.BytesIO(body), schema=_TYPED_SCHEMA)
+    except pl.exceptions.PolarsError:
+        frame = pl.read_ndjson(io.BytesIO(body), schema=_TEXT_SCHEMA)
     feedback = pl.col("feedback")
     frame = frame.with_columns(
         *(

@@ -24,9 +24,10 @@ class Reject:
 class ParsedRecords:
     """One file's records as read.
 
-    ``records`` follows ``schema.RAW_SCHEMA``: ``_index`` plus every canonical field as text
-    (numbers and timestamps too; validation casts them). ``raw(index)`` gives back the raw text
-    of a record, so validation can quarantine a row that reads but does not validate.
+    ``records`` has the columns of ``schema.RAW_SCHEMA``: ``_index`` plus every canonical field
+    as text; numeric fields may instead arrive as numbers. Validation casts and checks them.
+    ``raw(index)`` gives back the raw text of a record, so validation can quarantine a row that
+    reads but does not validate.
     ``records_read`` counts every record, good or rejected.
     """
 

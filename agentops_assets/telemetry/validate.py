@@ -59,8 +59,8 @@ class Validated:
     failures: pl.DataFrame  # _index, reason, detail
 
 
-def _timestamp(text: pl.Expr) -> pl.Expr:
-    """ISO 8601 text, or epoch seconds / ms / µs / ns told apart by magnitude."""
+def _epoch(text: pl.Expr) -> pl.Expr:
+    """Epoch seconds / ms / µs / ns, told apart by magnitude."""
     number = text.cast(pl.Float64, strict=False)
     size = number.abs()
     epoch_us = (
@@ -72,17 +72,27 @@ def _timestamp(text: pl.Expr) -> pl.Expr:
         .then(number)
         .otherwise(number / 1e3)
     )
-    from_epoch = (
-        pl.when(epoch_us.abs() < 9e15).then(epoch_us).cast(pl.Int64, strict=False).cast(UTC_US)
-    )
-    parsed = [
-        text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _ISO_FORMATS
-    ]
-    return pl.coalesce(from_epoch, *parsed)
+    return pl.when(epoch_us.abs() < 9e15).then(epoch_us).cast(pl.Int64, strict=False).cast(UTC_US)
 
 
-def _number(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    value = text.cast(pl.Float64, strict=False)
+def _iso(text: pl.Expr, format: str) -> pl.Expr:
+    return text.str.to_datetime(format, strict=False, time_unit="us", time_zone="UTC")
+
+
+def _timestamps(text: pl.Series) -> pl.Series:
+    """ISO 8601 text or an epoch number; null where neither reads."""
+    first = text.to_frame("ts").select(_iso(pl.col("ts"), _ISO_FORMATS[0])).to_series()
+    if first.null_count() == text.null_count():
+        return first  # the common case: one format for every row
+    frame = text.str.strip_chars().to_frame("ts")
+    others = [_iso(pl.col("ts"), f) for f in _ISO_FORMATS]
+    return frame.select(pl.coalesce(_epoch(pl.col("ts")), *others)).to_series()
+
+
+def _number(column: pl.Expr, source: pl.DataType, dtype: pl.DataType) -> pl.Expr:
+    if source == pl.String:
+        column = column.str.strip_chars()
+    value = column.cast(pl.Float64, strict=False)
     value = pl.when(value.is_finite()).then(value)
     if dtype.is_integer():
         whole = (value == value.round()) & (value.abs() < 2**53)
@@ -90,26 +100,29 @@ def _number(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return value
 
 
-def _typed(name: str, dtype: pl.DataType) -> pl.Expr:
-    text = pl.col(name)
-    if name == "ts":
-        return _timestamp(text.str.strip_chars())
+def _typed(name: str, source: pl.DataType, dtype: pl.DataType) -> pl.Expr:
+    column = pl.col(name)
     if dtype.is_numeric():
-        return _number(text.str.strip_chars(), dtype)
+        return _number(column, source, dtype)
     if name in ("kind", "status", *_ENUMS):
-        return text.str.strip_chars().str.to_lowercase()
-    return text
+        return column.str.strip_chars().str.to_lowercase()
+    return column
 
 
 def validate(records: pl.DataFrame, *, now: datetime | None = None) -> Validated:
     """Cast ``records`` (``schema.RAW_SCHEMA``) to the canonical types and check every rule."""
     latest = (now or datetime.now(UTC)) + CLOCK_SKEW
     frame = records.with_columns(
-        _typed(name, dtype).alias(f"{name}__t") for name, dtype in FIELD_TYPES.items()
+        *(
+            _typed(name, records.schema[name], dtype).alias(f"{name}__t")
+            for name, dtype in FIELD_TYPES.items()
+            if name != "ts"
+        ),
+        _timestamps(records.get_column("ts").cast(pl.String)).alias("ts__t"),
     )
     rules: list[tuple[str, pl.Expr, pl.Expr]] = []
     for name in REQUIRED_FIELDS:
-        blank = pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")
+        blank = pl.col(name).is_null() | pl.col(name).str.contains(r"\S").not_()
         rules.append(("missing_field", blank, pl.lit(f"Required field '{name}' is missing.")))
     rules.append(
         (
@@ -134,7 +147,10 @@ def validate(records: pl.DataFrame, *, now: datetime | None = None) -> Validated
                 (
                     "wrong_type",
                     pl.col(name).is_not_null() & pl.col(f"{name}__t").is_null(),
-                    pl.format(f"{name} must be {noun}, got '{{}}'.", pl.col(name).str.head(80)),
+                    pl.format(
+                        f"{name} must be {noun}, got '{{}}'.",
+                        pl.col(name).cast(pl.String).str.head(80),
+                    ),
                 )
             )
     for name in TOKEN_FIELDS:
@@ -179,18 +195,17 @@ def validate(records: pl.DataFrame, *, now: datetime | None = None) -> Validated
             )
         )
 
+    # One cheap pass finds the broken rows; only those get a reason and a detail.
+    frame = frame.with_columns(
+        _broken=pl.any_horizontal(broken.fill_null(False) for _, broken, _ in rules)
+    )
     reason: pl.Expr = pl.lit(None, dtype=pl.String)
     detail: pl.Expr = pl.lit(None, dtype=pl.String)
     for code, broken, why in reversed(rules):
         reason = pl.when(broken.fill_null(False)).then(pl.lit(code)).otherwise(reason)
         detail = pl.when(broken.fill_null(False)).then(why).otherwise(detail)
-    frame = frame.with_columns(_reason=reason, _detail=detail)
-
-    failures = frame.filter(pl.col("_reason").is_not_null()).select(
-        "_index", reason="_reason", detail="_detail"
-    )
-    passed = frame.filter(pl.col("_reason").is_null())
-    rows = _finish(passed)
+    failures = frame.filter("_broken").select("_index", reason=reason, detail=detail)
+    rows = _finish(frame.filter(pl.col("_broken").not_()))
     return Validated(rows=rows, failures=failures)
 
 
