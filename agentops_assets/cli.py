@@ -241,15 +241,19 @@ def ui(port: int) -> None:
     Example:
       agentops ui --port 3000
     """
-    paths = _paths()
-    paths.dagster_home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DAGSTER_HOME": str(paths.dagster_home)}
+    from agentops_assets.runner import prepare_dagster_home
+
+    env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(_paths()))}
     command = [
         sys.executable, "-m", "dagster", "dev",
         "-m", "agentops_assets.definitions",
         "-h", "127.0.0.1", "-p", str(port),
     ]  # fmt: skip
     # Its own session, so Ctrl-C here stops the webserver and the daemon together.
+    # Handle SIGINT and SIGTERM even when started in the background, where SIGINT arrives
+    # ignored; handled (not ignored) signals also reach the children with default actions.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _interrupt)
     process = subprocess.Popen(command, env=env, start_new_session=True)
     console.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
     try:
@@ -261,6 +265,10 @@ def ui(port: int) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @main.command()
@@ -291,6 +299,17 @@ def demo(agents: int, days: int, seed: int) -> None:
         f"Simulated {summary.events:,} events and {sum(summary.bad_records.values()):,} "
         f"malformed records from {agents} agents over {days} days into {paths.landing}"
     )
+    incidents = Table(title="Injected incidents (ground truth, not in the landing folder)")
+    for column in ("incident", "day", "agent type", "what happened"):
+        incidents.add_column(column)
+    for incident in summary.incidents:
+        incidents.add_row(
+            incident["name"],
+            incident["day"],
+            incident.get("agent_type") or "-",
+            incident["description"],
+        )
+    console.print(incidents)
     ok = _materialize_all(paths)
     _print_summary(paths)
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agentops_assets.config import Paths
 
@@ -20,11 +21,25 @@ class RunOutcome:
     error: str | None = None
 
 
+# Nothing leaves the machine at run time, Dagster's usage statistics included.
+DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+
+
+def prepare_dagster_home(paths: Paths) -> Path:
+    """``$AGENTOPS_HOME/dagster`` with a ``dagster.yaml``; points ``DAGSTER_HOME`` at it."""
+    home = paths.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["AGENTOPS_HOME"] = str(paths.home)
+    return home
+
+
 def materialize_all(paths: Paths) -> RunOutcome:
     """Materialize every asset (and run its checks) with ``$AGENTOPS_HOME/dagster`` as home."""
-    paths.dagster_home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
-    os.environ["AGENTOPS_HOME"] = str(paths.home)
+    prepare_dagster_home(paths)
     import dagster as dg
 
     from agentops_assets.definitions import defs

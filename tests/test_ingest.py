@@ -259,3 +259,30 @@ def test_gzip_and_plain_files_read_the_same(paths: Paths, compress: bool) -> Non
     if compress:
         (paths.landing / "a.jsonl").rename(paths.landing / "a.jsonl.gz")
     assert ingest_landing(paths).new_rows == 5
+
+
+def test_otlp_parsed_in_worker_processes_matches_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large OTLP landings parse in worker processes; the tables come out the same."""
+    from datetime import date
+
+    from agentops_assets.telemetry import ingest
+    from agentops_assets.telemetry.simulator import simulate
+
+    homes = [Paths.from_env(tmp_path / name) for name in ("threads", "processes")]
+    for home in homes:
+        simulate(
+            home.landing, home.simulator, agents=6, days=2, seed=5, start=date(2026, 11, 2),
+            fmt="otlp", bad_fraction=0.02, cycles_per_agent_day=20,
+        )  # fmt: skip
+    ingest_landing(homes[0])
+    monkeypatch.setattr(ingest, "PROCESS_POOL_BYTES", 0)
+    ingest_landing(homes[1])
+    frames = [_table(home, AGENT_EVENTS).drop("ingested_at").sort("event_id") for home in homes]
+    assert frames[0].height > 1000 and frames[0].equals(frames[1])
+    quarantined = [_table(home, QUARANTINE).height for home in homes]
+    assert quarantined[0] == quarantined[1] > 0
+    manifest = orjson.loads((homes[1].simulator / "manifest.json").read_bytes())
+    assert frames[1].height == manifest["total_events"]
+    assert quarantined[1] == manifest["total_bad_records"]
