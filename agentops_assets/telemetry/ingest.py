@@ -64,6 +64,11 @@ _FILE_PROBLEMS: Final = {
     "truncated_file": "The gzip stream ends early; the rest of the file could not be read.",
 }
 
+_EVENTS_WRITER: Final = lake.writer_properties(
+    unique=("event_id", "trace_id", "parent_id"),
+    free_text=("input_context", "reasoning_summary", "result", "attributes"),
+)
+
 Progress = Callable[[int, int, int], None]  # files done, files to do, events read so far
 
 
@@ -329,7 +334,11 @@ class _Writer:
         metadata = {"agentops.operation": "ingest", "agentops.files": str(len(batch))}
         new = self._known_ids.new_events(pl.concat(parsed.events for parsed in batch))
         lake.append(
-            self.paths.table_uri(AGENT_EVENTS), new, partition_by=["event_date"], metadata=metadata
+            self.paths.table_uri(AGENT_EVENTS),
+            new,
+            partition_by=["event_date"],
+            metadata=metadata,
+            writer=_EVENTS_WRITER,
         )
         self._known_ids.remember(new)
         quarantine = pl.concat(parsed.quarantine for parsed in batch)
