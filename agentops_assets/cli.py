@@ -217,8 +217,8 @@ def _materialize_all(paths: Paths) -> bool:
     """Run the whole asset graph once; prints what each asset and check produced."""
     from agentops_assets.runner import materialize_all
 
-    with console.status("Materializing assets through Dagster..."):
-        outcome = materialize_all(paths)
+    err.print(f"Materializing every asset through Dagster (runs kept in {paths.dagster_home})")
+    outcome = materialize_all(paths)
     table = Table(title=f"Dagster run {outcome.run_id[:8]} ({outcome.seconds:.1f} s)")
     table.add_column("asset / check")
     table.add_column("result")

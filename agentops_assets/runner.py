@@ -50,7 +50,8 @@ def materialize_all(paths: Paths) -> RunOutcome:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # Assets log their progress at INFO; Dagster's own step events are DEBUG.
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         )
     outcome = RunOutcome(result.run_id, result.success, time.perf_counter() - started)
     for event in result.all_events:

@@ -1,5 +1,7 @@
 """Telemetry ingestion: landing files -> agent_events, quarantine, ingested_files."""
 
+import time
+
 import dagster as dg
 
 from agentops_assets.defs.resources import LakeResource
@@ -36,9 +38,13 @@ LAKE_WRITERS_POOL = "agentops_lake_writers"
 def telemetry_ingestion(context: dg.AssetExecutionContext, lake: LakeResource):
     """Ingest every landing file not ingested before (JSONL reasoning logs, OTLP JSON)."""
 
+    last = time.monotonic()
+
     def progress(done: int, total: int, records: int) -> None:
-        if done == total or done % 10 == 0:
-            context.log.info(f"ingested {done}/{total} files, {records:,} records read")
+        nonlocal last
+        if done == total or time.monotonic() - last >= 2:
+            last = time.monotonic()
+            context.log.info(f"read {done}/{total} landing files, {records:,} records")
 
     report = ingest_landing(lake.paths, progress=progress)
     yield from _results(report)
