@@ -21,8 +21,15 @@ class RunOutcome:
     error: str | None = None
 
 
-# Nothing leaves the machine at run time, Dagster's usage statistics included.
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# Nothing leaves the machine at run time, Dagster's usage statistics included; writers of one
+# lake table take turns across runs (the concurrency pool on the writing assets).
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
 
 
 def prepare_dagster_home(paths: Paths) -> Path:

@@ -286,3 +286,15 @@ def test_otlp_parsed_in_worker_processes_matches_threads(
     manifest = orjson.loads((homes[1].simulator / "manifest.json").read_bytes())
     assert frames[1].height == manifest["total_events"]
     assert quarantined[1] == manifest["total_bad_records"]
+
+
+def test_example_files_shipped_in_data_examples_ingest_cleanly(paths: Paths) -> None:
+    examples = Path(__file__).parent.parent / "data" / "examples"
+    shutil.copytree(examples, paths.landing)
+    report = ingest_landing(paths)
+    assert len(report.files) == 2 and report.quarantined_rows == 0
+    events = _table(paths, AGENT_EVENTS)
+    assert set(events["source_format"]) == {"jsonl", "otlp_json"}
+    assert set(events["kind"]) >= {"plan", "llm_call", "tool_call", "memory_op", "decision"}
+    contexts = " ".join(events["input_context"].drop_nulls())
+    assert "jane.doe@example.com" not in contexts and "[REDACTED:email]" in contexts
