@@ -58,7 +58,3 @@ class Paths:
     def table_uri(self, name: str) -> str:
         """URI of the Delta table called ``name``."""
         return f"{self.lake_uri}/{name}"
-
-    @property
-    def lake_is_local(self) -> bool:
-        return "://" not in self.lake_uri or self.lake_uri.startswith("file://")

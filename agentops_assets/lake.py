@@ -10,9 +10,9 @@ import fcntl
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import polars as pl
+import pyarrow.fs as pafs
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties
 
 from agentops_assets.config import Paths
@@ -79,16 +79,19 @@ def append(
 
 
 def list_tables(paths: Paths) -> dict[str, str]:
-    """Every Delta table under the lake: name -> URI (local lakes only list their folder)."""
-    if not paths.lake_is_local:
-        return {}
-    root = Path(paths.lake_uri.removeprefix("file://"))
-    if not root.is_dir():
-        return {}
+    """Every Delta table directly under the lake root: name -> URI.
+
+    Works for local folders and object stores alike (pyarrow's filesystems, credentials from
+    the usual environment variables).
+    """
+    filesystem, root = pafs.FileSystem.from_uri(paths.lake_uri)
+    children = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    folders = sorted(c.base_name for c in children if c.type == pafs.FileType.Directory)
+    logs = filesystem.get_file_info([f"{root}/{name}/_delta_log" for name in folders])
     return {
-        child.name: str(child)
-        for child in sorted(root.iterdir())
-        if (child / "_delta_log").is_dir()
+        name: paths.table_uri(name)
+        for name, log in zip(folders, logs, strict=True)
+        if log.type == pafs.FileType.Directory
     }
 
 
