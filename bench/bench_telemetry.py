@@ -102,7 +102,8 @@ def main() -> None:
         report, peak_mb = _ingest_child(jsonl_home)
         rate = report["records"] / report["seconds"]
         _row("ingest JSONL -> agent_events", f"{rate:,.0f} ev/s", ">= 200,000 ev/s", rate >= 2e5)
-        _row("  records / stored / quarantined", f"{int(report['records']):,}", "", None)
+        stored = f"{int(report['new']):,} / {int(report['quarantined']):,}"
+        _row(f"  of {int(report['records']):,} records: stored / quarantined", stored, "", None)
         _row(
             "  peak memory of the ingest process",
             f"{peak_mb:,.0f} MB",
