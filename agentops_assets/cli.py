@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentops_assets.cli_memory import memory
 from agentops_assets.config import Paths
 
 console = Console()
@@ -310,11 +313,66 @@ def demo(agents: int, days: int, seed: int) -> None:
             incident["description"],
         )
     console.print(incidents)
+    _seed_knowledge(paths)
     ok = _materialize_all(paths)
     _print_summary(paths)
+    _print_memory_summary(paths, summary.incidents)
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
     if not ok:
         raise SystemExit(1)
+
+
+def _seed_knowledge(paths: Paths) -> None:
+    """Give an empty knowledge folder the example handbook (refunds, FX, support, runbook)."""
+    if paths.knowledge.exists() and any(paths.knowledge.iterdir()):
+        return
+    examples = Path(__file__).parent / "examples" / "knowledge"
+    shutil.copytree(examples, paths.knowledge, dirs_exist_ok=True)
+    console.print(f"Copied the example knowledge documents into {paths.knowledge}")
+
+
+def _print_memory_summary(paths: Paths, incidents: list[dict]) -> None:
+    """Memory in numbers, and how to find and undo the wrong lesson the simulator planted."""
+    from agentops_assets.memory_feed import FEED_AUTHOR
+    from agentops_assets.sql import query
+    from memory import TABLE_NAME, MemoryStore
+
+    store = MemoryStore(paths.table_uri(TABLE_NAME))
+    if store.version() is None:
+        return
+    commits = store.log(limit=1 << 62)
+    facts = store.frame()
+    console.print(
+        f"\n[bold]Memory[/]: {facts.height:,} facts of {facts['agent_id'].n_unique()} agents, "
+        f"{len(commits):,} commits ({sum(c.approved_by is not None for c in commits)} approved "
+        f"corrections), memory version v{store.version()}"
+    )
+    lesson = next((i for i in incidents if i["name"] == "wrong_lesson"), None)
+    if lesson is None:
+        return
+    agent, details = lesson["agent_ids"][0], lesson["details"]
+    trace = query(
+        paths,
+        f"SELECT trace_id FROM agent_events WHERE event_id = '{details['wrong_event_id']}'",
+    )
+    wrong = next(
+        (
+            c
+            for c in commits
+            if trace.height and c.cycle_id == trace.item() and c.author == FEED_AUTHOR
+        ),
+        None,
+    )
+    if wrong is None:
+        return
+    console.print(
+        f"[bold]A wrong lesson[/]: at v{wrong.version} {agent} learned "
+        f"{details['fact_key']} = {details['wrong_content']!r}\n"
+        f"  agentops memory diff {agent} {wrong.version - 1} {wrong.version}\n"
+        f"  agentops memory show {agent} --as-of {wrong.version}\n"
+        f"  agentops memory rollback {agent} {wrong.version - 1} "
+        f'--reason "wrong refund lesson"   # a new commit; roll it back to undo'
+    )
 
 
 def _print_summary(paths: Paths) -> None:
@@ -346,10 +404,13 @@ def _print_summary(paths: Paths) -> None:
         '  agentops sql "SELECT agent_type, kind, count(*) FROM agent_events GROUP BY ALL"\n'
         '  agentops sql "SELECT source_file, record_index, reason, detail '
         'FROM agent_events_quarantine LIMIT 10"\n'
+        "  agentops memory log --limit 10\n"
         "  agentops ui        # assets, checks, sensors and run history on http://127.0.0.1:3000\n"
         f"  {paths.simulator / 'incidents.json'}   # the incidents the simulator injected"
     )
 
+
+main.add_command(memory)
 
 if __name__ == "__main__":
     main()

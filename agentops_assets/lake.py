@@ -78,6 +78,19 @@ def append(
     )
 
 
+def overwrite(uri: str, frame: pl.DataFrame, *, metadata: Mapping[str, str] | None = None) -> None:
+    """Replace the table's rows with ``frame`` in one commit (older versions stay readable)."""
+    frame.write_delta(
+        uri,
+        mode="overwrite",
+        delta_write_options={
+            "schema_mode": "overwrite",
+            "commit_properties": CommitProperties(custom_metadata=dict(metadata or {})),
+            "writer_properties": _DEFAULT_WRITER,
+        },
+    )
+
+
 def list_tables(paths: Paths) -> dict[str, str]:
     """Every Delta table directly under the lake root: name -> URI.
 

@@ -1,0 +1,263 @@
+"""``agentops memory``: read, diff, roll back and search the agents' versioned memory."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import UTC, datetime
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from agentops_assets.config import Paths
+from memory import TABLE_NAME, FactChange, MemoryStore, MemoryStoreError
+
+console = Console()
+
+
+def _store() -> MemoryStore:
+    return MemoryStore(Paths.from_env().table_uri(TABLE_NAME))
+
+
+class _MemoryGroup(click.Group):
+    """Turns the memory library's errors into one clear sentence, without a trace."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MemoryStoreError as error:
+            raise click.ClickException(str(error)) from None
+        except ValueError as error:
+            raise click.UsageError(str(error), ctx) from None
+
+
+@click.group(cls=_MemoryGroup)
+def memory() -> None:
+    """Agents' memory, versioned like code: log, show, diff, rollback, commit, search.
+
+    \b
+    Example:
+      agentops memory log finance-agent-03
+      agentops memory diff finance-agent-03 40 52
+      agentops memory rollback finance-agent-03 40 --reason "wrong refund lesson"
+    """
+
+
+@memory.command()
+@click.argument("agent", required=False)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+def log(agent: str | None, limit: int) -> None:
+    """Memory commits, newest first: who changed which agent's memory, why, approved by whom.
+
+    \b
+    Example:
+      agentops memory log finance-agent-03 --limit 10
+    """
+    commits = _store().log(agent, limit=limit)
+    table = Table(title=f"Memory log{' of ' + agent if agent else ''}")
+    for column in ("version", "time (UTC)", "agent", "kind", "+/~/-", "message", "author"):
+        table.add_column(column, justify="right" if column == "version" else "left")
+    for c in commits:
+        kind = c.kind if c.rolled_back_to is None else f"rollback to v{c.rolled_back_to}"
+        approved = f" (approved by {c.approved_by})" if c.approved_by else ""
+        table.add_row(
+            str(c.version),
+            c.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+            c.agent_id,
+            kind,
+            f"{c.added}/{c.updated}/{c.deleted}",
+            c.message,
+            c.author + approved,
+        )
+    console.print(table if commits else "No memory commits yet.")
+
+
+@memory.command()
+@click.argument("agent")
+@click.option("--as-of", "as_of", type=int, help="A memory version (see `memory log`).")
+@click.option(
+    "--at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+    help="A UTC time: the memory as it was then.",
+)
+def show(agent: str, as_of: int | None, at: datetime | None) -> None:
+    """An agent's facts now, at a version (--as-of) or at a time (--at).
+
+    \b
+    Example:
+      agentops memory show finance-agent-03 --as-of 40
+    """
+    if as_of is not None and at is not None:
+        raise click.UsageError("Give --as-of or --at, not both.")
+    timestamp = at.replace(tzinfo=UTC) if at else None
+    facts = _store().as_of(agent, version=as_of, timestamp=timestamp)
+    when = f"v{as_of}" if as_of is not None else (f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else "now")
+    table = Table(title=f"Memory of {agent} ({when}): {len(facts)} facts")
+    for column in ("fact", "namespace", "content", "confidence", "updated (UTC)"):
+        table.add_column(column)
+    for f in facts:
+        table.add_row(
+            f.fact_id,
+            f.namespace,
+            f.content,
+            "" if f.confidence is None else f"{f.confidence:.2f}",
+            f.updated_at.strftime("%Y-%m-%d %H:%M") if f.updated_at else "",
+        )
+    console.print(table)
+
+
+def _print_diff(diff) -> None:
+    colours = {"+": "green", "-": "red", "~": "yellow"}
+    lines = diff.render(width=120).splitlines()
+    console.print(Text(lines[0], style="bold"))
+    for line in lines[1:]:
+        console.print(Text(line, style=colours.get(line[:1], "")))
+
+
+@memory.command()
+@click.argument("agent")
+@click.argument("from_version", type=int)
+@click.argument("to_version", type=int, required=False)
+def diff(agent: str, from_version: int, to_version: int | None) -> None:
+    """Facts added (+), removed (-) and changed (~) between two versions (default: now).
+
+    \b
+    Example:
+      agentops memory diff finance-agent-03 40 52
+    """
+    _print_diff(_store().diff(agent, from_version, to_version))
+
+
+@memory.command()
+@click.argument("agent")
+@click.argument("version", type=int)
+@click.option("--reason", required=True, help="Why, as the log will show it.")
+@click.option("--author", default=getpass.getuser, show_default="you", help="Who rolls back.")
+@click.option("--approved-by", help="Who approved the rollback.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def rollback(
+    agent: str, version: int, reason: str, author: str, approved_by: str | None, yes: bool
+) -> None:
+    """Bring one agent's facts back to a version, as a new commit (other agents untouched).
+
+    The rollback is itself a commit: roll it back to undo it.
+
+    \b
+    Example:
+      agentops memory rollback finance-agent-03 40 --reason "wrong refund lesson" --yes
+    """
+    store = _store()
+    current = store.version()
+    change = store.diff(agent, current, version) if current is not None else None
+    if change is not None:
+        if not change:
+            console.print(f"The memory of {agent} is already as it was at v{version}.")
+            return
+        _print_diff(change)
+    if not yes:
+        click.confirm(f"Roll the memory of {agent} back to v{version}?", abort=True)
+    commit = store.rollback(agent, version, reason=reason, author=author, approved_by=approved_by)
+    if commit is None:
+        console.print(f"The memory of {agent} is already as it was at v{version}.")
+        return
+    console.print(
+        f"Rolled back {agent} to v{version} as v{commit.version}: "
+        f"{commit.added} added, {commit.updated} changed, {commit.deleted} removed. "
+        f"Undo with: agentops memory rollback {agent} {current} --reason ..."
+    )
+
+
+@memory.command(name="commit")
+@click.argument("agent")
+@click.option("--fact", "fact_id", required=True, help="The fact's id, e.g. finance.fx_source.")
+@click.option("--content", help="The statement to remember (omit with --delete).")
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--delete", is_flag=True, help="Remove the fact instead.")
+@click.option("--message", "-m", required=True, help="Why the memory changes.")
+@click.option("--author", default=getpass.getuser, show_default="you")
+@click.option("--approved-by", help="Who approved the change.")
+def commit_fact(
+    agent: str,
+    fact_id: str,
+    content: str | None,
+    namespace: str,
+    delete: bool,
+    message: str,
+    author: str,
+    approved_by: str | None,
+) -> None:
+    """Add, change or remove one fact of an agent, as one commit.
+
+    \b
+    Example:
+      agentops memory commit finance-agent-03 --fact finance.refund_approval_threshold \\
+        --content "Refunds over $10,000 need the controller." -m "Policy R-1"
+    """
+    if delete == (content is not None):
+        raise click.UsageError("Give --content to add or change a fact, or --delete.")
+    change = (
+        FactChange.delete(fact_id)
+        if delete
+        else FactChange.put(fact_id, content, namespace=namespace, source="agentops memory commit")
+    )
+    result = _store().commit(
+        agent, [change], message=message, author=author, approved_by=approved_by
+    )
+    if result is None:
+        console.print("Nothing changed: the agent already holds that fact as given.")
+    else:
+        console.print(f"Committed v{result.version} for {agent}: {message}")
+
+
+@memory.command()
+@click.argument("query")
+@click.option("--agent", help="Only this agent's facts (and shared knowledge).")
+@click.option("--namespace", help="Only this namespace.")
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--mode",
+    default="hybrid",
+    show_default=True,
+    type=click.Choice(["hybrid", "vector", "text"]),
+    help="Vector similarity, full-text (BM25), or both fused by rank.",
+)
+@click.option("--as-of-version", type=int, help="Search the index as of this memory version.")
+def search(
+    query: str,
+    agent: str | None,
+    namespace: str | None,
+    k: int,
+    mode: str,
+    as_of_version: int | None,
+) -> None:
+    """Search the agents' facts and the knowledge documents.
+
+    \b
+    Example:
+      agentops memory search "refund approval" --agent finance-agent-03 --k 5
+      agentops memory search "refund approval" --agent finance-agent-03 --as-of-version 40
+    """
+    from memory.retrieval import MemoryIndex
+
+    paths = Paths.from_env()
+    if not paths.lance.exists():
+        raise click.ClickException("There is no retrieval index yet; run `agentops run` first.")
+    hits = MemoryIndex(paths.lance).search(
+        query, agent_id=agent, namespace=namespace, k=k, mode=mode, as_of_version=as_of_version
+    )
+    version = hits[0].memory_version if hits else as_of_version
+    table = Table(title=f'"{query}": {len(hits)} hits (memory v{version}, {mode})')
+    for column in ("#", "kind", "id", "agent", "namespace", "score", "content"):
+        table.add_column(column, justify="right" if column in ("#", "score") else "left")
+    for rank, hit in enumerate(hits, start=1):
+        table.add_row(
+            str(rank),
+            hit.kind,
+            hit.id,
+            hit.agent_id or "shared",
+            hit.namespace,
+            f"{hit.score:.3f}",
+            hit.content,
+        )
+    console.print(table)

@@ -1,0 +1,134 @@
+"""Versioned agent memory fed from telemetry, and the knowledge documents beside it."""
+
+import dagster as dg
+import polars as pl
+from deltalake import DeltaTable
+
+from agentops_assets import lake as lake_tables
+from agentops_assets.defs.resources import LakeResource
+from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
+from agentops_assets.memory_feed import apply_cycle_commits, cycle_commits, read_memory_events
+from agentops_assets.telemetry.schema import AGENT_EVENTS
+from memory import TABLE_NAME as MEMORY_FACTS
+from memory import MemoryStore
+from memory.knowledge import chunk_documents, find_documents, folder_fingerprint
+from memory.retrieval import IndexNotFoundError, MemoryIndex
+
+KNOWLEDGE_CHUNKS = "knowledge_chunks"
+
+
+@dg.asset(
+    name=MEMORY_FACTS,
+    deps=[AGENT_EVENTS],
+    group_name="memory",
+    kinds={"delta"},
+    pool=LAKE_WRITERS_POOL,
+)
+def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """Every agent's facts, versioned: one commit per reasoning cycle's memory writes, and one
+    per reviewer's correction (approved_by the reviewer). Time travel, diff and rollback with
+    `agentops memory`."""
+    paths = lake.paths
+    store = MemoryStore(paths.table_uri(MEMORY_FACTS))
+    commits = cycle_commits(read_memory_events(paths))
+    report = apply_cycle_commits(store, commits)
+    context.log.info(
+        f"{report.commits} new memory commits ({report.lessons} lessons), "
+        f"{report.already_applied} cycles applied before"
+    )
+    facts = store.frame()
+    latest = store.log(limit=10)
+    rows = "\n".join(
+        f"| {c.version} | {c.agent_id} | {c.kind} | {c.message[:80]} | {c.approved_by or ''} |"
+        for c in latest
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "memory_version": dg.MetadataValue.int(store.version() or 0),
+            "facts": dg.MetadataValue.int(facts.height),
+            "agents": dg.MetadataValue.int(facts.get_column("agent_id").n_unique()),
+            "new_commits": dg.MetadataValue.int(report.commits),
+            "lessons": dg.MetadataValue.int(report.lessons),
+            "skipped_changes": dg.MetadataValue.int(report.skipped_changes),
+            "latest_commits": dg.MetadataValue.md(
+                "| version | agent | kind | message | approved by |\n|---|---|---|---|---|\n" + rows
+            ),
+        }
+    )
+
+
+@dg.asset(name=KNOWLEDGE_CHUNKS, group_name="memory", kinds={"delta"})
+def knowledge_chunks(lake: LakeResource) -> dg.MaterializeResult:
+    """Documents from $AGENTOPS_HOME/knowledge (Markdown, text) cut into overlapping chunks
+    along paragraphs, each with its heading; replaced whole on every run."""
+    paths = lake.paths
+    documents = find_documents(paths.knowledge)
+    chunks = chunk_documents(documents)
+    fingerprint = folder_fingerprint(paths.knowledge)
+    lake_tables.overwrite(
+        paths.table_uri(KNOWLEDGE_CHUNKS),
+        chunks,
+        metadata={"agentops.operation": "chunk", "agentops.fingerprint": fingerprint},
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "documents": dg.MetadataValue.int(len(documents)),
+            "chunks": dg.MetadataValue.int(chunks.height),
+            "folder_fingerprint": fingerprint,
+        }
+    )
+
+
+MEMORY_INDEX = "memory_index"
+
+
+@dg.asset(
+    name=MEMORY_INDEX,
+    deps=[MEMORY_FACTS, KNOWLEDGE_CHUNKS],
+    group_name="memory",
+    kinds={"lancedb"},
+)
+def memory_index(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """LanceDB index of every agent's facts and the knowledge chunks: vector, full-text and
+    hybrid search, filtered by agent and namespace. Refreshed incrementally from the memory
+    table's change data feed and tagged `memory-v{N}`, so a search can ask for the index as of
+    a memory version."""
+    paths = lake.paths
+    index = MemoryIndex(paths.lance)
+    facts_uri = paths.table_uri(MEMORY_FACTS)
+    refreshed = index.refresh_facts(facts_uri) if lake_tables.table_exists(facts_uri) else None
+    if refreshed is not None:
+        context.log.info(
+            f"facts: {refreshed.mode} refresh to memory v{refreshed.memory_version}, "
+            f"{refreshed.upserted} embedded, {refreshed.deleted} removed"
+        )
+    chunks_uri = paths.table_uri(KNOWLEDGE_CHUNKS)
+    if lake_tables.table_exists(chunks_uri):
+        chunks = pl.read_delta(chunks_uri)
+        gone = _removed_documents(chunks_uri, chunks)
+        if not chunks.is_empty() or gone:
+            index.replace_chunks(chunks, documents=gone)
+    try:
+        info = index.info()
+    except IndexNotFoundError:
+        return dg.MaterializeResult(metadata={"facts": 0, "chunks": 0, "refresh": "nothing yet"})
+    return dg.MaterializeResult(
+        metadata={
+            "memory_version": dg.MetadataValue.int(info.memory_version or 0),
+            "index_version": dg.MetadataValue.int(info.index_version),
+            "facts": dg.MetadataValue.int(info.facts),
+            "chunks": dg.MetadataValue.int(info.chunks),
+            "embedder": dg.MetadataValue.text(info.embedder or ""),
+            "refresh": dg.MetadataValue.text(refreshed.mode if refreshed else "no memory yet"),
+            "embedded": dg.MetadataValue.int(refreshed.upserted if refreshed else 0),
+        }
+    )
+
+
+def _removed_documents(chunks_uri: str, chunks: pl.DataFrame) -> list[str]:
+    """Documents chunked at the previous version of the chunks table but not now."""
+    version = DeltaTable(chunks_uri).version()
+    if version == 0:
+        return []
+    before = pl.read_delta(chunks_uri, version=version - 1).get_column("document")
+    return sorted(set(before.to_list()) - set(chunks.get_column("document").to_list()))

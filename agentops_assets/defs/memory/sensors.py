@@ -1,0 +1,57 @@
+"""Sensor-triggered memory refresh: new knowledge documents, new memory versions."""
+
+import dagster as dg
+
+from agentops_assets.defs.memory.assets import KNOWLEDGE_CHUNKS, MEMORY_INDEX
+from agentops_assets.defs.resources import LakeResource
+from memory import TABLE_NAME as MEMORY_FACTS
+from memory import MemoryStore
+from memory.knowledge import folder_fingerprint
+from memory.retrieval import MemoryIndex
+
+memory_index_job = dg.define_asset_job(
+    "memory_index_job",
+    selection=dg.AssetSelection.assets(MEMORY_INDEX),
+    description="Refresh the retrieval index to the latest memory version.",
+)
+knowledge_job = dg.define_asset_job(
+    "knowledge_job",
+    selection=dg.AssetSelection.assets(KNOWLEDGE_CHUNKS, MEMORY_INDEX),
+    description="Re-chunk the knowledge folder and refresh the retrieval index.",
+)
+
+
+@dg.sensor(
+    job=knowledge_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def knowledge_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """Re-chunk and re-index when a document in $AGENTOPS_HOME/knowledge is added, changed or
+    removed. The cursor and run key are a fingerprint of the folder."""
+    fingerprint = folder_fingerprint(lake.paths.knowledge)
+    if fingerprint == context.cursor:
+        return dg.SkipReason("The knowledge folder has not changed.")
+    context.update_cursor(fingerprint)
+    return dg.RunRequest(run_key=f"knowledge-{fingerprint}")
+
+
+@dg.sensor(
+    job=memory_index_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def memory_version_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """Refresh the retrieval index when the memory has a version the index does not reflect
+    (a commit, a lesson, a rollback). The cursor and run key are that memory version."""
+    paths = lake.paths
+    latest = MemoryStore(paths.table_uri(MEMORY_FACTS)).version()
+    if latest is None:
+        return dg.SkipReason("No memory yet.")
+    indexed = MemoryIndex(paths.lance).memory_version() if paths.lance.exists() else None
+    if indexed == latest:
+        return dg.SkipReason(f"The index reflects memory v{latest}.")
+    if context.cursor == str(latest):
+        return dg.SkipReason(f"A refresh to memory v{latest} was already requested.")
+    context.update_cursor(str(latest))
+    return dg.RunRequest(run_key=f"memory-v{latest}", tags={"agentops/memory_version": str(latest)})
