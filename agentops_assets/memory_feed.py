@@ -10,7 +10,7 @@ cycle is applied once, however often the feed runs, and a rollback is never undo
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -178,7 +178,12 @@ def applied_keys(store: MemoryStore) -> set[str]:
     }
 
 
-def apply_cycle_commits(store: MemoryStore, commits: Iterable[CycleCommit]) -> FeedReport:
+def apply_cycle_commits(
+    store: MemoryStore,
+    commits: Iterable[CycleCommit],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> FeedReport:
     """Commit each cycle not applied before, in order; deletes of facts not held are skipped.
 
     A cycle older than the newest applied one is not applied late: it either changed nothing
@@ -191,7 +196,9 @@ def apply_cycle_commits(store: MemoryStore, commits: Iterable[CycleCommit]) -> F
     watermark = max((c.at for c in commits if c.key in done), default=None)
     held: dict[str, set[str]] = defaultdict(set)
     loaded: set[str] = set()
-    for commit in commits:
+    for position, commit in enumerate(commits, start=1):
+        if progress:
+            progress(position, len(commits))
         if commit.key in done:
             report.already_applied += 1
             continue

@@ -1,5 +1,7 @@
 """Versioned agent memory fed from telemetry, and the knowledge documents beside it."""
 
+import time
+
 import dagster as dg
 import polars as pl
 from deltalake import DeltaTable
@@ -31,7 +33,15 @@ def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     paths = lake.paths
     store = MemoryStore(paths.table_uri(MEMORY_FACTS))
     commits = cycle_commits(read_memory_events(paths))
-    report = apply_cycle_commits(store, commits)
+    last = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            context.log.info(f"applied {done}/{total} memory cycles")
+
+    report = apply_cycle_commits(store, commits, progress=progress)
     context.log.info(
         f"{report.commits} new memory commits ({report.lessons} lessons), "
         f"{report.already_applied} cycles applied before"
