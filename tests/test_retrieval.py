@@ -235,6 +235,11 @@ def test_as_of_version_searches_the_old_snapshot(store: MemoryStore, index: Memo
     with pytest.raises(IndexVersionNotFoundError, match=f"newest it holds is {latest}"):
         index.search("pager", as_of_version=latest + 5)
 
+    assert index.prune_versions(keep=1) == [first]
+    assert index.versions() == [latest]
+    with pytest.raises(IndexVersionNotFoundError, match=f"Versions held: {latest}"):
+        index.search("pager", as_of_version=first)
+
 
 def test_embedder_mismatch_is_refused(store: MemoryStore, tmp_path: Path) -> None:
     _seed(store)
@@ -254,7 +259,7 @@ def test_embedder_mismatch_is_refused(store: MemoryStore, tmp_path: Path) -> Non
 
 
 def test_knowledge_chunks_are_searched_alongside_facts(
-    store: MemoryStore, index: MemoryIndex
+    store: MemoryStore, index: MemoryIndex, embedder: CountingEmbedder
 ) -> None:
     _seed(store)
     memory_version = index.refresh_facts(store.uri).memory_version
@@ -281,10 +286,14 @@ def test_knowledge_chunks_are_searched_alongside_facts(
     assert "handbook#1" not in _ids(index.search("euros", agent_id=FIN, include_shared=False))
     assert {h.kind for h in index.search("euros", kind="fact", k=10)} == {"fact"}
 
-    # Re-chunking a document leaves no stale chunk; a document can be removed entirely.
+    # Re-chunking a document leaves no stale chunk; a document can be removed entirely;
+    # unchanged chunks are not embedded again.
+    embedder.texts.clear()
+    assert index.upsert_chunks(handbook).upserted == 0 and embedder.texts == []
     rechunked = handbook.head(1).with_columns(text=pl.lit("Refunds need one approval."))
     result = index.replace_chunks(rechunked, documents=["ops-notes.md"])
     assert (result.upserted, result.deleted) == (1, 2)
+    assert embedder.texts == ["Refunds need one approval."]
     assert index.info().chunks == 1
     assert _ids(index.search("share invoices", kind="chunk", k=10)) == ["handbook#1"]
     # The snapshot of the current memory version includes the chunks written since.
@@ -321,14 +330,19 @@ def test_recreated_memory_table_is_rebuilt(tmp_path: Path, index: MemoryIndex) -
     assert _ids(index.search("fact remains discounts pager", k=10)) == ["only"]
 
 
-def test_refresh_to_an_older_version_and_back(store: MemoryStore, index: MemoryIndex) -> None:
+def test_refresh_to_a_given_version(store: MemoryStore, index: MemoryIndex) -> None:
     first = _seed(store)
     store.commit(FIN, [FactChange.delete("crm.c42")], message="m", author="test")
-    index.refresh_facts(store.uri)
+    store.commit(FIN, [FactChange.add("Later fact.", fact_id="later")], message="m", author="t")
+    assert index.refresh_facts(store.uri).memory_version == first + 2
     older = index.refresh_facts(store.uri, version=first)
     assert older.mode == "full" and older.memory_version == first
     assert "crm.c42" in _ids(index.search("customer email", agent_id=FIN, mode="text"))
+    pinned = index.refresh_facts(store.uri, version=first + 1)  # not the latest version
+    assert (pinned.mode, pinned.memory_version, pinned.deleted) == ("incremental", first + 1, 1)
+    assert "later" not in _ids(index.search("later fact", agent_id=FIN, k=10))
     assert index.refresh_facts(store.uri).mode == "incremental"
+    assert "later" in _ids(index.search("later fact", agent_id=FIN))
     with pytest.raises(UnknownVersionError):
         index.refresh_facts(store.uri, version=99)
 
@@ -451,3 +465,14 @@ def test_semantic_embedder_names_the_extra_when_missing() -> None:
 
     with pytest.raises(EmbedderUnavailableError, match=r"'semantic' extra"):
         SentenceTransformerEmbedder()
+
+
+def test_chunks_from_the_knowledge_module_are_accepted(tmp_path: Path, index: MemoryIndex) -> None:
+    knowledge = pytest.importorskip("memory.knowledge")
+    folder = tmp_path / "knowledge" / "policies"
+    folder.mkdir(parents=True)
+    (folder / "refunds.md").write_text("# Refunds\n\nRefunds above 500 euros need approval.\n")
+    chunks = knowledge.chunk_documents(knowledge.find_documents(tmp_path / "knowledge"))
+    index.replace_chunks(chunks)
+    hit = index.search("refund approval", agent_id=FIN)[0]
+    assert (hit.kind, hit.source, hit.agent_id) == ("chunk", "policies/refunds.md", None)

@@ -1,8 +1,14 @@
 """Retrieval over agent memory on LanceDB: vector, full-text and hybrid search, by version.
 
-One LanceDB table (``memory_index``) holds every agent's facts and the knowledge chunks.
-Each refresh reads the memory table's change data feed, re-embeds only what changed, and
-tags the table version ``memory-v{N}``; ``search(..., as_of_version=N)`` reads that tag.
+One LanceDB table (``memory_index``) holds every agent's facts (``kind="fact"``) and the
+knowledge chunks (``kind="chunk"``, ``agent_id="*"`` when shared). Rows are keyed
+``fact/<agent>/<fact_id>`` and ``chunk/<agent or *>/<chunk_id>``; the ``vector`` field's
+metadata records the embedder, the memory version the facts reflect and the memory table's
+Delta id, so every table version describes itself.
+
+A refresh reads the memory table's change data feed since the indexed version, embeds only
+the facts that changed, writes them and the deletions as ONE table version, and tags it
+``memory-v{N}``; ``search(..., as_of_version=N)`` reads that tag.
 
     >>> from memory.retrieval import MemoryIndex
     >>> index = MemoryIndex("data/lance")  # doctest: +SKIP
@@ -22,12 +28,11 @@ from memory.retrieval.errors import (
     IndexVersionNotFoundError,
     RetrievalError,
 )
-from memory.retrieval.index import (
-    DEFAULT_TABLE,
+from memory.retrieval.index import DEFAULT_TABLE, MemoryIndex
+from memory.retrieval.results import (
     Hit,
     HitKind,
     IndexInfo,
-    MemoryIndex,
     RefreshMode,
     RefreshResult,
     SearchMode,

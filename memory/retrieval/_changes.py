@@ -128,13 +128,16 @@ def net_changes(cdf: pl.DataFrame) -> Changes:
     )
 
 
-def diff(desired: pl.DataFrame, indexed: pl.DataFrame) -> Changes:
+def diff(
+    desired: pl.DataFrame, indexed: pl.DataFrame, *, compare: tuple[str, ...] = lay.ROW_COLUMNS
+) -> Changes:
     """Rows of ``desired`` that the index lacks or holds differently, and keys it should drop.
 
-    Both frames are index rows (``ROW_SCHEMA``) of one kind.
+    Both frames are index rows (``ROW_SCHEMA``) of one kind; rows are equal when every
+    ``compare`` column is.
     """
     desired = desired.select(lay.ROW_COLUMNS).cast(dict(lay.ROW_SCHEMA))
     indexed = indexed.select(lay.ROW_COLUMNS).cast(dict(lay.ROW_SCHEMA))
-    changed = desired.join(indexed, on=list(lay.ROW_COLUMNS), how="anti", nulls_equal=True)
+    changed = desired.join(indexed, on=list(compare), how="anti", nulls_equal=True)
     gone = indexed.join(desired, on="id", how="anti")
     return Changes(upserts=changed, deletes=gone.get_column("id").to_list())
