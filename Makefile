@@ -3,29 +3,37 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.installed-test
 
 .PHONY: demo test bench lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# Tests cover the optional semantic embedder too. torch is pinned first so that pip takes
+# its CPU build; left to sentence-transformers it would fetch a multi-GB CUDA build.
+$(TEST_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test,semantic]'
 	touch $@
 
 demo: $(INSTALLED)  ## set up, then simulate a fleet and materialize every asset
 	$(BIN)/agentops demo
 
-test: $(INSTALLED) lint  ## set up, then lint and run the tests
+test: $(TEST_INSTALLED) lint  ## set up, then lint and run the tests
 	$(BIN)/python -m pytest
 
-lint: $(INSTALLED)
+lint: $(TEST_INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(INSTALLED)  ## performance targets; prints figures
+bench: $(TEST_INSTALLED)  ## performance targets; prints figures
 	@for script in bench/*.py; do \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done
 
 clean:
-	rm -rf $(VENV) data/lake data/landing data/lance data/control data/dagster data/simulator
+	rm -rf $(VENV) data/lake data/landing data/lance data/knowledge data/control data/dagster data/simulator
