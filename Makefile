@@ -31,7 +31,7 @@ lint: $(TEST_INSTALLED)
 	$(BIN)/ruff format --check .
 
 bench: $(TEST_INSTALLED)  ## performance targets; prints figures
-	@for script in bench/*.py; do \
+	@for script in bench/bench_*.py; do \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done
 

@@ -14,35 +14,16 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import deltalake
 import polars as pl
+from _report import ms, quantile, row, timed
 from deltalake import DeltaTable
 
 from memory import FactChange, MemoryStore
 
 TARGET = "finance-agent-01"
-
-
-def _row(name: str, figure: str, target: str, ok: bool | None) -> None:
-    verdict = "" if ok is None else ("PASS" if ok else "FAIL")
-    print(f"  {name:<46} {figure:>20}   {target:<20} {verdict}", flush=True)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def _timed(call: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    call()
-    return time.perf_counter() - started
-
-
-def _quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def bench_commits(root: Path, commits: int) -> None:
@@ -67,12 +48,12 @@ def bench_commits(root: Path, commits: int) -> None:
             FactChange.add(f"Extra {n}.{i}.", fact_id=f"x.{n}.{i}") for i in range(5) if n == 0
         ]
         times.append(
-            _timed(lambda c=changes, n=n: store.commit(TARGET, c, message=f"cycle {n}", author="b"))
+            timed(lambda c=changes, n=n: store.commit(TARGET, c, message=f"cycle {n}", author="b"))
         )
-    p50, p95 = statistics.median(times), _quantile(times, 0.95)
-    _row(f"commit of 10 facts, p50 ({commits} commits)", _ms(p50), "< 50 ms", p50 < 0.05)
-    _row("commit of 10 facts, p95", _ms(p95), "(reported)", None)
-    _row("commit of 10 facts, max (includes compaction)", _ms(max(times)), "(reported)", None)
+    p50, p95 = statistics.median(times), quantile(times, 0.95)
+    row(f"commit of 10 facts, p50 ({commits} commits)", ms(p50), "< 50 ms", p50 < 0.05)
+    row("commit of 10 facts, p95", ms(p95), "(reported)", None)
+    row("commit of 10 facts, max (includes compaction)", ms(max(times)), "(reported)", None)
 
 
 def bench_as_of(root: Path, facts: int) -> None:
@@ -98,20 +79,20 @@ def bench_as_of(root: Path, facts: int) -> None:
     store.commit(
         TARGET, [FactChange.update("crm.customer.1", "Moved to phone.")], message="m", author="b"
     )
-    latest = [_timed(lambda: store.as_of(TARGET)) for _ in range(3)]
-    older = [_timed(lambda: store.as_of(TARGET, version=loaded)) for _ in range(3)]
-    frame = [_timed(lambda: store.frame(TARGET)) for _ in range(3)]
+    latest = [timed(lambda: store.as_of(TARGET)) for _ in range(3)]
+    older = [timed(lambda: store.as_of(TARGET, version=loaded)) for _ in range(3)]
+    frame = [timed(lambda: store.frame(TARGET)) for _ in range(3)]
     count = len(store.as_of(TARGET))
     assert count == facts, count
     best = min(latest)
-    _row(f"as_of, agent with {facts:,} facts (latest)", _ms(best), "< 1 s", best < 1.0)
-    _row(
+    row(f"as_of, agent with {facts:,} facts (latest)", ms(best), "< 1 s", best < 1.0)
+    row(
         f"as_of, agent with {facts:,} facts (older version)",
-        _ms(min(older)),
+        ms(min(older)),
         "< 1 s",
         min(older) < 1.0,
     )
-    _row("  same as a polars frame (frame())", _ms(min(frame)), "(reported)", None)
+    row("  same as a polars frame (frame())", ms(min(frame)), "(reported)", None)
 
 
 def _grow(store: MemoryStore, until: int) -> None:
@@ -137,7 +118,7 @@ def _rollback_times(store: MemoryStore, repeats: int = 5) -> list[float]:
         bad = [FactChange.update(f"base.{k}", f"wrong {i}.{k}") for k in range(i * 10, i * 10 + 10)]
         store.commit(TARGET, bad, message="bad change", author="bench")
         undo = lambda good=good: store.rollback(TARGET, good, reason="bad", author="b")  # noqa: E731
-        times.append(_timed(undo))
+        times.append(timed(undo))
     return times
 
 
@@ -154,17 +135,17 @@ def bench_rollback(root: Path, history: int) -> None:
     for size in (10, history):
         _grow(store, size)
         rollback = statistics.median(_rollback_times(store))
-        log = statistics.median(_timed(lambda: store.log(TARGET, limit=20)) for _ in range(5))
+        log = statistics.median(timed(lambda: store.log(TARGET, limit=20)) for _ in range(5))
         table = DeltaTable(store.uri)
-        listing = min(_timed(table.update_incremental) for _ in range(5))
+        listing = min(timed(table.update_incremental) for _ in range(5))
         figures[size] = rollback
-        _row(f"rollback at {size:,} commits in history", _ms(rollback), "flat", None)
-        _row(f"  log(agent, limit=20) at {size:,} commits", _ms(log), "(reported)", None)
-        _row(f"  one _delta_log listing at {size:,} commits", _ms(listing), "(reported)", None)
+        row(f"rollback at {size:,} commits in history", ms(rollback), "flat", None)
+        row(f"  log(agent, limit=20) at {size:,} commits", ms(log), "(reported)", None)
+        row(f"  one _delta_log listing at {size:,} commits", ms(listing), "(reported)", None)
     ratio = figures[history] / figures[10]
-    _row(f"rollback ratio {history:,} / 10 commits", f"x{ratio:.2f}", "about x1 (< x2)", ratio < 2)
-    far = _timed(lambda: store.rollback(TARGET, 1, reason="far back", author="b"))
-    _row(f"rollback to v1 at {store.version():,} commits", _ms(far), "(reported)", None)
+    row(f"rollback ratio {history:,} / 10 commits", f"x{ratio:.2f}", "about x1 (< x2)", ratio < 2)
+    far = timed(lambda: store.rollback(TARGET, 1, reason="far back", author="b"))
+    row(f"rollback to v1 at {store.version():,} commits", ms(far), "(reported)", None)
 
 
 def main() -> None:

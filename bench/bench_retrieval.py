@@ -20,13 +20,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import lancedb
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
+
+from _report import ms, quantile, row, timed
 
 from memory import FactChange, MemoryStore  # noqa: E402
 from memory.embedders import Embedder, HashingEmbedder  # noqa: E402
@@ -183,25 +184,6 @@ def load_agents(store: MemoryStore, facts: int, rng: random.Random) -> None:
 # -- reporting -----------------------------------------------------------------------------
 
 
-def _row(name: str, figure: str, target: str, ok: bool | None) -> None:
-    verdict = "" if ok is None else ("PASS" if ok else "FAIL")
-    print(f"  {name:<50} {figure:>16}   {target:<16} {verdict}", flush=True)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def _timed(call: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    call()
-    return time.perf_counter() - started
-
-
-def _quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
-
-
 # -- the benchmarks ------------------------------------------------------------------------
 
 
@@ -209,11 +191,11 @@ def bench_scale(root: Path, facts: int, queries: int) -> None:
     """Build at ``facts`` facts, search latency per mode, incremental refresh, rollback."""
     rng = random.Random(7)
     store = MemoryStore(root / "lake" / "memory_facts")
-    load = _timed(lambda: load_agents(store, facts, rng))
-    _row(f"load {facts:,} facts into memory ({AGENTS} commits)", f"{load:.1f} s", "(setup)", None)
+    load = timed(lambda: load_agents(store, facts, rng))
+    row(f"load {facts:,} facts into memory ({AGENTS} commits)", f"{load:.1f} s", "(setup)", None)
     index = MemoryIndex(root / "lance")
     built = index.refresh_facts(store.uri)
-    _row(f"first build: embed + write + indexes ({facts:,})", f"{built.seconds:.1f} s",
+    row(f"first build: embed + write + indexes ({facts:,})", f"{built.seconds:.1f} s",
          "(reported)", None)  # fmt: skip
 
     words = [w for _, text in (fact_text(rng) for _ in range(200)) for w in text.split()]
@@ -225,17 +207,17 @@ def bench_scale(root: Path, facts: int, queries: int) -> None:
         for agent, query in asks[:10]:  # warm the caches
             index.search(query, agent_id=agent, mode=mode)
         times = [
-            _timed(lambda a=a, q=q, m=mode: index.search(q, agent_id=a, mode=m)) for a, q in asks
+            timed(lambda a=a, q=q, m=mode: index.search(q, agent_id=a, mode=m)) for a, q in asks
         ]
         p50 = statistics.median(times)
         if mode == "hybrid":
-            _row(f"hybrid search p50, k=5, one agent ({facts:,} facts)", _ms(p50), "< 20 ms",
+            row(f"hybrid search p50, k=5, one agent ({facts:,} facts)", ms(p50), "< 20 ms",
                  p50 < 0.020)  # fmt: skip
-            _row("hybrid search p95", _ms(_quantile(times, 0.95)), "(reported)", None)
+            row("hybrid search p95", ms(quantile(times, 0.95)), "(reported)", None)
         else:
-            _row(f"{mode} search p50, one agent", _ms(p50), "(reported)", None)
-    times = [_timed(lambda q=q: index.search(q)) for _, q in asks[:50]]
-    _row("hybrid search p50, no filter (all agents)", _ms(statistics.median(times)),
+            row(f"{mode} search p50, one agent", ms(p50), "(reported)", None)
+    times = [timed(lambda q=q: index.search(q)) for _, q in asks[:50]]
+    row("hybrid search p50, no filter (all agents)", ms(statistics.median(times)),
          "(reported)", None)  # fmt: skip
 
     # 1,000 changed facts over 10 agents: 600 updated, 300 added, 100 deleted.
@@ -250,29 +232,29 @@ def bench_scale(root: Path, facts: int, queries: int) -> None:
         changes += [FactChange.delete(f"f.{100 + i}") for i in range(10)]
         store.commit(agent, changes, message="changes", author="bench")
     result = index.refresh_facts(store.uri)
-    _row(f"incremental refresh, 1,000 changed of {facts:,}", f"{result.seconds:.2f} s", "< 5 s",
+    row(f"incremental refresh, 1,000 changed of {facts:,}", f"{result.seconds:.2f} s", "< 5 s",
          result.seconds < 5.0 and result.mode == "incremental")  # fmt: skip
-    _row("  rows re-embedded / deleted", f"{result.upserted} / {result.deleted}",
+    row("  rows re-embedded / deleted", f"{result.upserted} / {result.deleted}",
          "900 / 100", (result.upserted, result.deleted) == (900, 100))  # fmt: skip
-    _row("  versions read from the change feed", f"{before} -> {result.memory_version}",
+    row("  versions read from the change feed", f"{before} -> {result.memory_version}",
          "(reported)", None)  # fmt: skip
-    optimize = _timed(index.optimize)
-    _row("optimize (fold 1,000 rows into the indexes)", f"{optimize:.2f} s", "(reported)", None)
+    optimize = timed(index.optimize)
+    row("optimize (fold 1,000 rows into the indexes)", f"{optimize:.2f} s", "(reported)", None)
 
     # Roll agent-00 back to before its changes: its 30 new facts must vanish from search.
     assert before is not None
     store.rollback("agent-00", before, reason="bad batch", author="bench")
     after = index.refresh_facts(store.uri)
-    _row("refresh after a rollback of 100 facts", f"{after.seconds:.2f} s", "(reported)", None)
+    row("refresh after a rollback of 100 facts", f"{after.seconds:.2f} s", "(reported)", None)
     leaked = [
         hit.id
         for text in added
         for hit in index.search(text, agent_id="agent-00", k=50)
         if hit.id.startswith("new.")
     ]
-    _row("  rolled-back facts still returned", str(len(leaked)), "0", not leaked)
+    row("  rolled-back facts still returned", str(len(leaked)), "0", not leaked)
     full = index.refresh_facts(store.uri, full=True)
-    _row(f"full refresh pass, nothing changed ({facts:,})", f"{full.seconds:.2f} s",
+    row(f"full refresh pass, nothing changed ({facts:,})", f"{full.seconds:.2f} s",
          "(reported)", full.upserted == 0)  # fmt: skip
     table = lancedb.connect(str(root / "lance")).open_table("memory_index")
     names = sorted(idx.index_type for idx in table.list_indices())
@@ -293,7 +275,7 @@ def bench_quality(root: Path, embedder: Embedder, label: str) -> None:
     index = MemoryIndex(root / f"lance-{label}", embedder=embedder)
     built = index.refresh_facts(store.uri)
     rate = built.upserted / built.seconds
-    _row(f"[{label}] build of {built.upserted:,} facts", f"{built.seconds:.1f} s",
+    row(f"[{label}] build of {built.upserted:,} facts", f"{built.seconds:.1f} s",
          f"{rate:,.0f} facts/s", None)  # fmt: skip
     kinds = sorted({kind for _, _, kind in QUERIES})
     for mode in MODES:
@@ -306,11 +288,11 @@ def bench_quality(root: Path, embedder: Embedder, label: str) -> None:
             found[kind].append(len(hits & relevant) / len(relevant))
         overall = statistics.mean(v for values in found.values() for v in values)
         parts = " ".join(f"{kind[:4]} {statistics.mean(found[kind]):.2f}" for kind in kinds)
-        _row(f"[{label}] recall@5 {mode} ({len(QUERIES)} queries)", f"{overall:.2f}",
+        row(f"[{label}] recall@5 {mode} ({len(QUERIES)} queries)", f"{overall:.2f}",
              parts, None)  # fmt: skip
         if mode == "hybrid":
-            _row(f"[{label}] hybrid search p50 (query embedding included)",
-                 _ms(statistics.median(times)), "(reported)", None)  # fmt: skip
+            row(f"[{label}] hybrid search p50 (query embedding included)",
+                 ms(statistics.median(times)), "(reported)", None)  # fmt: skip
 
 
 def bench_semantic(root: Path) -> None:
@@ -321,14 +303,14 @@ def bench_semantic(root: Path) -> None:
     from memory.embedders import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
-    load = _timed(lambda: embedder.embed(["warm up"]))
-    _row("[semantic] import torch + load model", f"{load:.1f} s", "(reported)", None)
+    load = timed(lambda: embedder.embed(["warm up"]))
+    row("[semantic] import torch + load model", f"{load:.1f} s", "(reported)", None)
     texts = [fact_text(random.Random(i))[1] for i in range(512)]
-    took = _timed(lambda: embedder.embed(texts))
-    _row("[semantic] embed 512 facts", f"{len(texts) / took:,.0f} texts/s", "(reported)", None)
-    one = statistics.median(_timed(lambda: embedder.embed(["who approves discounts"]))
+    took = timed(lambda: embedder.embed(texts))
+    row("[semantic] embed 512 facts", f"{len(texts) / took:,.0f} texts/s", "(reported)", None)
+    one = statistics.median(timed(lambda: embedder.embed(["who approves discounts"]))
                             for _ in range(20))  # fmt: skip
-    _row("[semantic] embed one query", _ms(one), "(reported)", None)
+    row("[semantic] embed one query", ms(one), "(reported)", None)
     bench_quality(root, embedder, "semantic")
 
 

@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+from _report import row
 
 from agentops_assets.config import Paths
 from agentops_assets.sql import query
@@ -37,11 +38,6 @@ report = ingest_landing(Paths.from_env())
 print(json.dumps({"seconds": time.perf_counter() - t, "records": report.records,
                   "new": report.new_rows, "quarantined": report.quarantined_rows}))
 """
-
-
-def _row(name: str, figure: str, target: str, ok: bool | None) -> None:
-    verdict = "" if ok is None else ("PASS" if ok else "FAIL")
-    print(f"  {name:<44} {figure:>22}   {target:<22} {verdict}")
 
 
 def _simulate(home: Path, events: int, fmt: str) -> tuple[int, float, int]:
@@ -96,15 +92,15 @@ def main() -> None:
     try:
         jsonl_home = work / "jsonl"
         events, sim_s, size = _simulate(jsonl_home, args.events, "jsonl")
-        _row("simulate (JSONL)", f"{events:,} ev in {sim_s:.1f} s", "well under 60 s", sim_s < 30)
+        row("simulate (JSONL)", f"{events:,} ev in {sim_s:.1f} s", "well under 60 s", sim_s < 30)
         print(f"  {'':<44} {size / 1e6:>19,.0f} MB  {events / sim_s:,.0f} events/s")
 
         report, peak_mb = _ingest_child(jsonl_home)
         rate = report["records"] / report["seconds"]
-        _row("ingest JSONL -> agent_events", f"{rate:,.0f} ev/s", ">= 200,000 ev/s", rate >= 2e5)
+        row("ingest JSONL -> agent_events", f"{rate:,.0f} ev/s", ">= 200,000 ev/s", rate >= 2e5)
         stored = f"{int(report['new']):,} / {int(report['quarantined']):,}"
-        _row(f"  of {int(report['records']):,} records: stored / quarantined", stored, "", None)
-        _row(
+        row(f"  of {int(report['records']):,} records: stored / quarantined", stored, "", None)
+        row(
             "  peak memory of the ingest process",
             f"{peak_mb:,.0f} MB",
             "< 3,000 MB",
@@ -112,8 +108,8 @@ def main() -> None:
         )
         floor_s = _duckdb_floor(jsonl_home)
         floor_rate = report["records"] / floor_s
-        _row("DuckDB read_json -> Parquet (floor)", f"{floor_rate:,.0f} ev/s", "", None)
-        _row(
+        row("DuckDB read_json -> Parquet (floor)", f"{floor_rate:,.0f} ev/s", "", None)
+        row(
             "  ratio ingest / DuckDB floor", f"{rate / floor_rate:.2f}x", ">= 1.0x to beat it", None
         )
 
@@ -128,7 +124,7 @@ def main() -> None:
             query(paths, sql)
             timings.append(time.perf_counter() - started)
         median = statistics.median(timings)
-        _row(
+        row(
             "agentops sql GROUP BY, 1M events (query)",
             f"{median * 1000:,.0f} ms",
             "< 500 ms",
@@ -136,21 +132,22 @@ def main() -> None:
         )
         env = {**os.environ, "AGENTOPS_HOME": str(jsonl_home)}
         started = time.perf_counter()
-        subprocess.run(["agentops", "sql", sql], env=env, check=True, capture_output=True)
+        command = [sys.executable, "-m", "agentops_assets", "sql", sql]
+        subprocess.run(command, env=env, check=True, capture_output=True)
         cli = time.perf_counter() - started
-        _row("  whole `agentops sql` process", f"{cli * 1000:,.0f} ms", "(incl. start-up)", None)
+        row("  whole `agentops sql` process", f"{cli * 1000:,.0f} ms", "(incl. start-up)", None)
 
         otlp_home = work / "otlp"
         spans, sim_s, size = _simulate(otlp_home, args.spans, "otlp")
         report, _ = _ingest_child(otlp_home)
         rate = report["records"] / report["seconds"]
-        _row(
+        row(
             "ingest OTLP JSON -> agent_events",
             f"{rate:,.0f} spans/s",
             ">= 50,000 spans/s",
             rate >= 5e4,
         )
-        _row("  spans read", f"{int(report['records']):,}", f"{size / 1e6:,.0f} MB", None)
+        row("  spans read", f"{int(report['records']):,}", f"{size / 1e6:,.0f} MB", None)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
