@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from agentops_assets.config import Paths
 from agentops_assets.definitions import defs
@@ -124,3 +125,27 @@ def test_knowledge_sensor_fires_when_a_document_changes(paths: Paths) -> None:
         (paths.knowledge / "new.md").write_text("# New\n\nA new rule.\n")
         second = knowledge_sensor(context)
         assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
+
+
+def test_knowledge_chunks_are_rewritten_only_when_the_folder_changes(paths: Paths) -> None:
+    shutil.copytree(KNOWLEDGE, paths.knowledge)
+    resources = _resources(paths)
+
+    def rewritten() -> bool:
+        result = dg.materialize([knowledge_chunks], resources=resources)
+        (event,) = result.get_asset_materialization_events()
+        return event.materialization.metadata["rewritten"].value
+
+    def runbook_hits() -> int:
+        dg.materialize([memory_index], resources=resources)
+        hits = MemoryIndex(paths.lance).search("restart stateless services", k=10)
+        return sum(h.source == "ops/runbook.md" for h in hits)
+
+    assert rewritten() is True
+    assert runbook_hits() > 0
+    assert rewritten() is False
+    (paths.knowledge / "ops" / "runbook.md").unlink()
+    assert rewritten() is True
+    chunks = pl.read_delta(paths.table_uri("knowledge_chunks"))
+    assert "ops/runbook.md" not in set(chunks["document"])
+    assert runbook_hits() == 0  # the removed document's chunks left the index too

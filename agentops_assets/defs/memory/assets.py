@@ -70,23 +70,39 @@ def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
 @dg.asset(name=KNOWLEDGE_CHUNKS, group_name="memory", kinds={"delta"})
 def knowledge_chunks(lake: LakeResource) -> dg.MaterializeResult:
     """Documents from $AGENTOPS_HOME/knowledge (Markdown, text) cut into overlapping chunks
-    along paragraphs, each with its heading; replaced whole on every run."""
+    along paragraphs, each with its heading; replaced whole when the folder changed."""
     paths = lake.paths
-    documents = find_documents(paths.knowledge)
-    chunks = chunk_documents(documents)
+    uri = paths.table_uri(KNOWLEDGE_CHUNKS)
     fingerprint = folder_fingerprint(paths.knowledge)
-    lake_tables.overwrite(
-        paths.table_uri(KNOWLEDGE_CHUNKS),
-        chunks,
-        metadata={"agentops.operation": "chunk", "agentops.fingerprint": fingerprint},
-    )
+    unchanged = _last_fingerprint(uri) == fingerprint
+    if unchanged:
+        chunks = pl.read_delta(uri)
+        documents = chunks.get_column("document").n_unique()
+    else:
+        found = find_documents(paths.knowledge)
+        chunks, documents = chunk_documents(found), len(found)
+        lake_tables.overwrite(
+            uri, chunks, metadata={"agentops.operation": "chunk", FINGERPRINT: fingerprint}
+        )
     return dg.MaterializeResult(
         metadata={
-            "documents": dg.MetadataValue.int(len(documents)),
+            "documents": dg.MetadataValue.int(documents),
             "chunks": dg.MetadataValue.int(chunks.height),
             "folder_fingerprint": fingerprint,
+            "rewritten": dg.MetadataValue.bool(not unchanged),
         }
     )
+
+
+FINGERPRINT = "agentops.fingerprint"
+
+
+def _last_fingerprint(uri: str) -> str | None:
+    """The folder fingerprint the chunks table was last written from, if any."""
+    if not lake_tables.table_exists(uri):
+        return None
+    (last,) = DeltaTable(uri).history(1)
+    return last.get(FINGERPRINT)
 
 
 MEMORY_INDEX = "memory_index"
