@@ -162,16 +162,23 @@ def ingested_stamps(paths: Paths) -> set[tuple[str, int, datetime]]:
 
 
 def _pending(paths: Paths, files: list[LandingFile]) -> tuple[list[LandingFile], int]:
-    """Files not ingested yet: unseen (path, size, mtime), or seen with other content."""
-    candidates = pending_files(files, ingested_stamps(paths))
+    """Files not ingested yet: unseen (path, size, mtime), or a recorded path with new content.
+
+    Only a file whose path is already recorded is hashed here; a new file is hashed once, when
+    it is read for ingestion.
+    """
     table = lake.scan(paths.table_uri(INGESTED_FILES))
-    if table is None or not candidates:
-        return candidates, len(files) - len(candidates)
-    hashes = set(table.select("path", "content_hash").collect().iter_rows())
+    if table is None:
+        return files, 0
+    seen = table.select("path", "size_bytes", "modified_at", "content_hash").collect()
+    stamps = set(seen.select("path", "size_bytes", "modified_at").iter_rows())
+    hashes = set(seen.select("path", "content_hash").iter_rows())
+    recorded = set(seen.get_column("path").to_list())
     todo = [
         file
-        for file in candidates
+        for file in pending_files(files, stamps)
         # A touched file with unchanged content is not new.
-        if (file.name, hashlib.sha256(file.path.read_bytes()).hexdigest()) not in hashes
+        if file.name not in recorded
+        or (file.name, hashlib.sha256(file.path.read_bytes()).hexdigest()) not in hashes
     ]
     return todo, len(files) - len(todo)
