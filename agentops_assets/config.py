@@ -40,10 +40,6 @@ class Paths:
         return self.home / "lance"
 
     @property
-    def control(self) -> Path:
-        return self.home / "control"
-
-    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 

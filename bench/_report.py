@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def row(name: str, figure: str, target: str, ok: bool | None, *, width: int = 46) -> None:
@@ -26,3 +30,15 @@ def timed(call: Callable[[], object]) -> float:
 
 def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+@contextmanager
+def work_folder(prefix: str, keep: Path | None) -> Iterator[Path]:
+    """A scratch folder for one bench run: ``keep`` if given (and kept), else a temporary one."""
+    root = keep or Path(tempfile.mkdtemp(prefix=prefix))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        yield root
+    finally:
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)

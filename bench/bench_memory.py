@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import deltalake
 import polars as pl
-from _report import ms, quantile, row, timed
+from _report import ms, quantile, row, timed, work_folder
 from deltalake import DeltaTable
 
 from memory import FactChange, MemoryStore
@@ -155,20 +153,15 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=1000)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="bench_memory_"))
-    root.mkdir(parents=True, exist_ok=True)
-    print(
-        f"memory bench: {os.cpu_count()} cores, deltalake {deltalake.__version__}, "
-        f"polars {pl.__version__}, local disk at {root}"
-    )
-    started = time.perf_counter()
-    try:
+    with work_folder("bench_memory_", args.keep) as root:
+        print(
+            f"memory bench: {os.cpu_count()} cores, deltalake {deltalake.__version__}, "
+            f"polars {pl.__version__}, local disk at {root}"
+        )
+        started = time.perf_counter()
         bench_commits(root, args.commits)
         bench_as_of(root, args.facts)
         bench_rollback(root, args.history)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(root, ignore_errors=True)
     print(f"  total {time.perf_counter() - started:.0f} s")
 
 

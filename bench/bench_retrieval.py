@@ -15,10 +15,8 @@ import argparse
 import importlib.util
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
 
-from _report import ms, quantile, row, timed
+from _report import ms, quantile, row, timed, work_folder
 
 from memory import FactChange, MemoryStore  # noqa: E402
 from memory.embedders import Embedder, HashingEmbedder  # noqa: E402
@@ -320,21 +318,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="bench_retrieval_"))
-    root.mkdir(parents=True, exist_ok=True)
-    print(
-        f"retrieval bench: {os.cpu_count()} cores, lancedb {lancedb.__version__}, "
-        f"polars {pl.__version__}, embedder {HashingEmbedder().name}, local disk at {root}, "
-        f"load average {os.getloadavg()[0]:.1f} (figures are noisy on a busy machine)"
-    )
-    started = time.perf_counter()
-    try:
+    with work_folder("bench_retrieval_", args.keep) as root:
+        print(
+            f"retrieval bench: {os.cpu_count()} cores, lancedb {lancedb.__version__}, "
+            f"polars {pl.__version__}, embedder {HashingEmbedder().name}, local disk at {root}, "
+            f"load average {os.getloadavg()[0]:.1f} (figures are noisy on a busy machine)"
+        )
+        started = time.perf_counter()
         bench_scale(root, args.facts, args.queries)
         bench_quality(root, HashingEmbedder(), "hashing")
         bench_semantic(root)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(root, ignore_errors=True)
     print(f"  total {time.perf_counter() - started:.0f} s")
 
 

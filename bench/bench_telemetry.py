@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
 import duckdb
-from _report import row
+from _report import row, work_folder
 
 from agentops_assets.config import Paths
 from agentops_assets.sql import query
@@ -86,10 +84,8 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=500_000)
     parser.add_argument("--keep", type=Path, help="keep the working folder here")
     args = parser.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="agentops-bench-"))
-    cores = os.cpu_count()
-    print(f"Telemetry benchmarks on {cores} cores, work folder {work}")
-    try:
+    with work_folder("agentops-bench-", args.keep) as work:
+        print(f"Telemetry benchmarks on {os.cpu_count()} cores, work folder {work}")
         jsonl_home = work / "jsonl"
         events, sim_s, size = _simulate(jsonl_home, args.events, "jsonl")
         row("simulate (JSONL)", f"{events:,} ev in {sim_s:.1f} s", "well under 60 s", sim_s < 30)
@@ -148,9 +144,6 @@ def main() -> None:
             rate >= 5e4,
         )
         row("  spans read", f"{int(report['records']):,}", f"{size / 1e6:,.0f} MB", None)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
