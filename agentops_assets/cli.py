@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentops_assets.cli_finops import finops
 from agentops_assets.cli_memory import memory
 from agentops_assets.config import Paths
 
@@ -222,7 +223,8 @@ def _materialize_all(paths: Paths) -> bool:
 
     err.print(f"Materializing every asset through Dagster (runs kept in {paths.dagster_home})")
     outcome = materialize_all(paths)
-    table = Table(title=f"Dagster run {outcome.run_id[:8]} ({outcome.seconds:.1f} s)")
+    runs = ", ".join(run_id[:8] for run_id in outcome.run_ids)
+    table = Table(title=f"Dagster runs {runs} ({outcome.seconds:.1f} s)")
     table.add_column("asset / check")
     table.add_column("result")
     for name, summary in outcome.lines:
@@ -317,9 +319,21 @@ def demo(agents: int, days: int, seed: int) -> None:
     ok = _materialize_all(paths)
     _print_summary(paths)
     _print_memory_summary(paths, summary.incidents)
+    _print_finops_summary(paths, summary.start)
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
     if not ok:
         raise SystemExit(1)
+
+
+def _print_finops_summary(paths: Paths, first_day: date) -> None:
+    """Spend, ROI and budget status for the month, and every budget finding of the week."""
+    from agentops_assets.cli_finops import print_report
+
+    console.print()
+    try:
+        print_report(paths, period="month", day=None, findings_from=first_day)
+    except click.ClickException as error:
+        err.print(f"[yellow]No FinOps report:[/] {error.message}")
 
 
 def _seed_knowledge(paths: Paths) -> None:
@@ -405,12 +419,14 @@ def _print_summary(paths: Paths) -> None:
         '  agentops sql "SELECT source_file, record_index, reason, detail '
         'FROM agent_events_quarantine LIMIT 10"\n'
         "  agentops memory log --limit 10\n"
+        "  agentops finops report --period month\n"
         "  agentops ui        # assets, checks, sensors and run history on http://127.0.0.1:3000\n"
         f"  {paths.simulator / 'incidents.json'}   # the incidents the simulator injected"
     )
 
 
 main.add_command(memory)
+main.add_command(finops)
 
 if __name__ == "__main__":
     main()

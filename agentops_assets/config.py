@@ -51,6 +51,16 @@ class Paths:
     def locks(self) -> Path:
         return self.home / ".locks"
 
+    @property
+    def policies(self) -> Path:
+        """Policy files (budgets.yaml, pricing.yaml): ``AGENTOPS_POLICIES``, else shipped ones."""
+        configured = os.environ.get("AGENTOPS_POLICIES")
+        if configured:
+            return Path(configured).expanduser().resolve()
+        import policies
+
+        return Path(policies.__file__).parent
+
     def table_uri(self, name: str) -> str:
         """URI of the Delta table called ``name``."""
         return f"{self.lake_uri}/{name}"

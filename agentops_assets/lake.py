@@ -10,6 +10,7 @@ import fcntl
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import date
 
 import polars as pl
 import pyarrow.fs as pafs
@@ -89,6 +90,37 @@ def overwrite(uri: str, frame: pl.DataFrame, *, metadata: Mapping[str, str] | No
             "writer_properties": _DEFAULT_WRITER,
         },
     )
+
+
+def replace_range(
+    uri: str,
+    frame: pl.DataFrame,
+    *,
+    column: str,
+    first: date,
+    last: date,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Replace the rows whose date ``column`` is in [first, last] with ``frame``, in one commit.
+
+    The table is partitioned by ``column``; only the partitions of the range are rewritten, and
+    readers see the old rows or the new ones, never a mix. ``frame`` must lie inside the range.
+    """
+    outside = frame.filter(~pl.col(column).is_between(first, last))
+    if not outside.is_empty():
+        raise ValueError(f"{outside.height} rows of the frame lie outside {first}..{last}.")
+    options: dict[str, object] = {
+        "partition_by": [column],
+        "commit_properties": CommitProperties(custom_metadata=dict(metadata or {})),
+        "writer_properties": _DEFAULT_WRITER,
+    }
+    if table_exists(uri):
+        options["predicate"] = (
+            f"{column} >= '{first.isoformat()}' AND {column} <= '{last.isoformat()}'"
+        )
+        frame.write_delta(uri, mode="overwrite", delta_write_options=options)
+    else:
+        frame.write_delta(uri, mode="append", delta_write_options=options)
 
 
 def list_tables(paths: Paths) -> dict[str, str]:

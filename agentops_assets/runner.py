@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from agentops_assets.config import Paths
@@ -12,11 +13,11 @@ from agentops_assets.config import Paths
 
 @dataclass
 class RunOutcome:
-    """What one in-process run did."""
+    """What the in-process runs of one ``materialize_all`` did."""
 
-    run_id: str
-    success: bool
-    seconds: float
+    run_ids: list[str] = field(default_factory=list)
+    success: bool = True
+    seconds: float = 0.0
     lines: list[tuple[str, str]] = field(default_factory=list)  # (asset or check, summary)
     error: str | None = None
 
@@ -45,28 +46,73 @@ def prepare_dagster_home(paths: Paths) -> Path:
 
 
 def materialize_all(paths: Paths) -> RunOutcome:
-    """Materialize every asset (and run its checks) with ``$AGENTOPS_HOME/dagster`` as home."""
+    """Materialize every asset (and run its checks) with ``$AGENTOPS_HOME/dagster`` as home.
+
+    Two runs, both kept in the instance's history: the unpartitioned assets (ingestion,
+    memory), then the daily-partitioned FinOps assets over every day that has telemetry, as
+    one single-run backfill.
+    """
     prepare_dagster_home(paths)
     import dagster as dg
 
     from agentops_assets.definitions import defs
 
     started = time.perf_counter()
+    outcome = RunOutcome()
+    # Assets log their progress at INFO; Dagster's own step events are DEBUG.
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with dg.DagsterInstance.get() as instance:
-        job = defs.resolve_implicit_global_asset_job_def()
-        result = job.execute_in_process(
+        unpartitioned = [
+            spec.key for spec in defs.resolve_all_asset_specs() if spec.partitions_def is None
+        ]
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance,
             raise_on_error=False,
-            # Assets log their progress at INFO; Dagster's own step events are DEBUG.
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            asset_selection=unpartitioned,
+            run_config=run_config,
         )
-    outcome = RunOutcome(result.run_id, result.success, time.perf_counter() - started)
+        _collect(result, outcome)
+        days = finops_days(paths)
+        if result.success and days:
+            result = defs.resolve_job_def("finops_job").execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                tags={
+                    "dagster/asset_partition_range_start": days[0].isoformat(),
+                    "dagster/asset_partition_range_end": days[1].isoformat(),
+                },
+                run_config=run_config,
+            )
+            _collect(result, outcome)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def finops_days(paths: Paths) -> tuple[date, date] | None:
+    """The days with telemetry, within the FinOps partitions (from their start to today)."""
+    from agentops_assets.defs.finops.partitions import PARTITIONS_START
+    from agentops_assets.finops.refresh import event_date_range
+
+    span = event_date_range(paths)
+    if span is None:
+        return None
+    first = max(span[0], date.fromisoformat(PARTITIONS_START))
+    last = min(span[1], datetime.now(UTC).date())
+    return (first, last) if first <= last else None
+
+
+def _collect(result, outcome: RunOutcome) -> None:
+    outcome.run_ids.append(result.run_id)
+    outcome.success = outcome.success and result.success
+    seen: set[str] = set()
     for event in result.all_events:
         if event.is_step_materialization:
             materialization = event.step_materialization_data.materialization
-            outcome.lines.append(
-                (materialization.asset_key.to_user_string(), _summary(materialization.metadata))
-            )
+            name = materialization.asset_key.to_user_string()
+            if name in seen:  # a range run repeats the metadata on each day's partition
+                continue
+            seen.add(name)
+            outcome.lines.append((name, _summary(materialization.metadata)))
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             verdict = "passed" if check.passed else f"FAILED ({check.severity.value.lower()})"
@@ -74,7 +120,6 @@ def materialize_all(paths: Paths) -> RunOutcome:
             outcome.lines.append((name, f"{verdict}  {_summary(check.metadata)}"))
         elif event.is_step_failure:
             outcome.error = str(event.step_failure_data.error.message).strip()
-    return outcome
 
 
 def _summary(metadata) -> str:

@@ -1,0 +1,86 @@
+"""Cognitive FinOps assets: costs, reasoning cycles, daily metrics, ROI, budget compliance.
+
+All share the daily partitions; a backfill over many days runs as one pass (single-run
+backfill policy), and a refresh rewrites exactly its days.
+"""
+
+import dagster as dg
+
+from agentops_assets.defs.finops import metadata
+from agentops_assets.defs.finops.partitions import daily_partitions, partition_days
+from agentops_assets.defs.resources import LakeResource
+from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
+from agentops_assets.finops import refresh
+from agentops_assets.finops.errors import PolicyFileError
+from agentops_assets.telemetry.schema import AGENT_EVENTS
+
+_COMMON = {
+    "partitions_def": daily_partitions,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "group_name": "finops",
+    "pool": LAKE_WRITERS_POOL,
+    "kinds": {"delta", "polars"},
+}
+
+
+def _with_policies(refresh_call, *args):
+    """Run a refresh that reads a policy file; a bad file fails the step with one sentence."""
+    try:
+        return refresh_call(*args)
+    except PolicyFileError as error:
+        raise dg.Failure(description=str(error)) from None
+
+
+@dg.asset(deps=[AGENT_EVENTS], **_COMMON)
+def event_costs(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """Cost of every LLM call (and every event with a reported cost), partitioned by event_date.
+
+    The producer's reported cost when present, else priced with genai-prices (input, output,
+    cache-read, cache-write and reasoning tokens at their own rates) or policies/pricing.yaml.
+    An unknown model keeps a null cost and says why in `unpriced_reason`.
+    """
+    first, last = partition_days(context)
+    costs = _with_policies(refresh.refresh_event_costs, lake.paths, first, last)
+    return dg.MaterializeResult(metadata=metadata.event_costs(costs, first, last))
+
+
+@dg.asset(deps=[AGENT_EVENTS, event_costs], **_COMMON)
+def reasoning_cycles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """One row per reasoning cycle (trace), on the day it started: time to decision, steps,
+    LLM and tool calls, re-prompts, retries, human interventions, final confidence, outcome,
+    value, tokens and cost."""
+    first, last = partition_days(context)
+    cycles = refresh.refresh_reasoning_cycles(lake.paths, first, last)
+    return dg.MaterializeResult(metadata=metadata.reasoning_cycles(cycles))
+
+
+@dg.asset(deps=[reasoning_cycles], **_COMMON)
+def agent_daily_metrics(
+    context: dg.AssetExecutionContext, lake: LakeResource
+) -> dg.MaterializeResult:
+    """Per agent and day: cycles, decisions, success rate, time to decision p50/p95, confidence
+    mean and p10, re-prompt, intervention and error rates, tokens, cost per reasoning cycle and
+    per successful decision."""
+    first, last = partition_days(context)
+    daily = refresh.refresh_agent_daily_metrics(lake.paths, first, last)
+    return dg.MaterializeResult(metadata=metadata.agent_daily_metrics(daily))
+
+
+@dg.asset(deps=[agent_daily_metrics], **_COMMON)
+def agent_type_roi(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """Per agent type, as of each day, for the day, week and month to date: value produced,
+    cost, ROI, cost per successful decision, and the trend against the previous period."""
+    first, last = partition_days(context)
+    roi = refresh.refresh_agent_type_roi(lake.paths, first, last)
+    return dg.MaterializeResult(metadata=metadata.agent_type_roi(roi))
+
+
+@dg.asset(deps=[event_costs], **_COMMON)
+def budget_compliance(
+    context: dg.AssetExecutionContext, lake: LakeResource
+) -> dg.MaterializeResult:
+    """Spend against each cap of policies/budgets.yaml (per agent type, daily and monthly,
+    optionally per model or provider): burn rate, forecast to period end, ok/warning/breach."""
+    first, last = partition_days(context)
+    compliance = _with_policies(refresh.refresh_budget_compliance, lake.paths, first, last)
+    return dg.MaterializeResult(metadata=metadata.budget_compliance(compliance))

@@ -1,0 +1,190 @@
+"""What the Dagster UI shows for each FinOps materialization.
+
+Numbers are plain metadata values, so the UI plots them across materializations; tables are
+markdown. Every function takes the frame the refresh just wrote.
+"""
+
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from agentops_assets.finops.compliance import compliance_findings
+
+TOP = 10
+Format = Callable[[Any], str]
+
+
+def usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def number(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
+
+
+def markdown(frame: pl.DataFrame, columns: Mapping[str, Format]) -> str:
+    """A markdown table of ``frame``'s ``columns``, each cell through its formatter."""
+    if frame.is_empty():
+        return "nothing to show"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame.select(list(columns)).iter_rows():
+        cells = (fmt(value) for fmt, value in zip(columns.values(), row, strict=True))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _float(value: float | None) -> dg.MetadataValue:
+    return dg.MetadataValue.float(round(float(value or 0.0), 6))
+
+
+def event_costs(costs: pl.DataFrame, first: date, last: date) -> dict[str, Any]:
+    llm = costs.filter(pl.col("kind") == "llm_call")
+    unpriced = costs.filter(pl.col("cost_usd").is_null())
+    by_model = (
+        costs.group_by("provider_id", "model", "cost_source")
+        .agg(pl.len().alias("calls"), pl.col("cost_usd").sum().alias("spend"))
+        .sort("spend", descending=True, nulls_last=True)
+        .head(TOP)
+    )
+    return {
+        "days": dg.MetadataValue.text(f"{first} .. {last}"),
+        "llm_calls": dg.MetadataValue.int(llm.height),
+        "unpriced_calls": dg.MetadataValue.int(unpriced.height),
+        "spend_usd": _float(costs["cost_usd"].sum()),
+        "reported_usd": _float(costs["reported_cost_usd"].sum()),
+        "top_models": dg.MetadataValue.md(
+            markdown(
+                by_model,
+                {
+                    "provider_id": str,
+                    "model": str,
+                    "cost_source": str,
+                    "calls": number,
+                    "spend": usd,
+                },
+            )
+        ),
+    }
+
+
+def reasoning_cycles(cycles: pl.DataFrame) -> dict[str, Any]:
+    stats = cycles.select(
+        pl.len().alias("cycles"),
+        pl.col("decisions").sum(),
+        pl.col("time_to_decision_ms").median().alias("p50"),
+        (pl.col("reprompts").sum() / pl.len()).alias("reprompts"),
+        (pl.col("human_interventions").sum() / pl.len()).alias("interventions"),
+    ).row(0, named=True)
+    return {
+        "cycles": dg.MetadataValue.int(stats["cycles"]),
+        "decisions": dg.MetadataValue.int(int(stats["decisions"] or 0)),
+        "time_to_decision_p50_ms": _float(stats["p50"]),
+        "reprompts_per_cycle": _float(stats["reprompts"]),
+        "interventions_per_cycle": _float(stats["interventions"]),
+    }
+
+
+def agent_daily_metrics(daily: pl.DataFrame) -> dict[str, Any]:
+    totals = daily.select(
+        pl.col("cost_usd").sum(), pl.col("successful_decisions").sum(), pl.col("decisions").sum()
+    ).row(0, named=True)
+    successes = totals["successful_decisions"] or 0
+    top = (
+        daily.group_by("agent_id", "agent_type")
+        .agg(
+            pl.col("cycles").sum(),
+            pl.col("cost_usd").sum(),
+            pl.col("successful_decisions").sum(),
+        )
+        .with_columns(
+            (pl.col("cost_usd") / pl.col("successful_decisions").replace(0, None)).alias(
+                "per_success"
+            )
+        )
+        .sort("cost_usd", descending=True)
+        .head(TOP)
+    )
+    return {
+        "spend_usd": _float(totals["cost_usd"]),
+        "cost_per_successful_decision_usd": _float(
+            totals["cost_usd"] / successes if successes else None
+        ),
+        "success_rate": _float(successes / totals["decisions"] if totals["decisions"] else None),
+        "top_spenders": dg.MetadataValue.md(
+            markdown(
+                top,
+                {
+                    "agent_id": str,
+                    "agent_type": str,
+                    "cycles": number,
+                    "cost_usd": usd,
+                    "per_success": usd,
+                },
+            )
+        ),
+    }
+
+
+def agent_type_roi(roi: pl.DataFrame) -> dict[str, Any]:
+    if roi.is_empty():
+        return {"roi": dg.MetadataValue.md("nothing to show")}
+    latest = roi.filter(
+        (pl.col("day") == pl.col("day").max()) & (pl.col("period") == "month")
+    ).sort("cost_usd", descending=True)
+    value, cost = latest["value_usd"].sum(), latest["cost_usd"].sum()
+    return {
+        "month_to_date_value_usd": _float(value),
+        "month_to_date_cost_usd": _float(cost),
+        "month_to_date_roi": _float((value - cost) / cost if cost else None),
+        "roi_by_agent_type": dg.MetadataValue.md(
+            markdown(
+                latest,
+                {
+                    "agent_type": str,
+                    "value_usd": usd,
+                    "cost_usd": usd,
+                    "roi": number,
+                    "cost_per_successful_decision_usd": usd,
+                    "trend": str,
+                },
+            )
+        ),
+    }
+
+
+def budget_compliance(compliance: pl.DataFrame) -> dict[str, Any]:
+    findings = compliance_findings(compliance)
+    latest = compliance.filter(pl.col("day") == pl.col("day").max()).sort(
+        "pct_of_cap", descending=True
+    )
+    return {
+        "breaches": dg.MetadataValue.int(findings.filter(pl.col("status") == "breach").height),
+        "warnings": dg.MetadataValue.int(findings.filter(pl.col("status") == "warning").height),
+        "max_pct_of_cap": _float(latest["pct_of_cap"].max()),
+        "findings": dg.MetadataValue.md(
+            markdown(findings.head(TOP * 2), {"day": str, "status": str, "detail": str})
+        ),
+        "latest_day": dg.MetadataValue.md(
+            markdown(
+                latest.head(TOP * 2),
+                {
+                    "budget_id": str,
+                    "period": str,
+                    "spend_usd": usd,
+                    "cap_usd": usd,
+                    "pct_of_cap": pct,
+                    "forecast_usd": usd,
+                    "status": str,
+                },
+            )
+        ),
+    }
