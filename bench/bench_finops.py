@@ -4,7 +4,7 @@ against genai-prices, and the simulated cost spike caught by the shipped budgets
 The 10 M-event table is a simulated week of a 100-agent fleet, ingested, then copied week
 after week (ids made unique per copy, timestamps shifted) until it holds nine weeks.
 
-    python bench/bench_finops.py [--weeks 9] [--keep DIR]
+    python bench/bench_finops.py [--events 10000000] [--weeks 9] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from agentops_assets.telemetry.ingest import ingest_landing
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 from agentops_assets.telemetry.simulator import simulate
 
+EVENTS_PER_CYCLE = 12.4  # the simulator's mean events per reasoning cycle, measured
 REFRESH_CODE = """
 import json, sys, time
 from datetime import date
@@ -71,21 +72,24 @@ def _child(home: Path, code: str, *args: str) -> tuple[str, float]:
     return out.stdout.strip().splitlines()[-1], peak_mb
 
 
-def _fleet(home: Path, *, agents: int, start: date, seed: int, incidents=None) -> Paths:
+def _fleet(
+    home: Path, *, agents: int, start: date, seed: int, incidents=None, cycles: int = 60
+) -> Paths:
     paths = Paths.from_env(home)
     simulate(
         paths.landing, paths.simulator, agents=agents, days=7, seed=seed, start=start,
-        fmt="jsonl", incidents=incidents,
+        fmt="jsonl", incidents=incidents, cycles_per_agent_day=cycles,
     )  # fmt: skip
     ingest_landing(paths)
     return paths
 
 
-def _build(home: Path, weeks: int) -> tuple[Paths, date, date, int]:
-    """A ``weeks``-week agent_events table: one simulated week, then shifted copies."""
+def _build(home: Path, events: int, weeks: int) -> tuple[Paths, date, date, int]:
+    """About ``events`` events over ``weeks`` weeks: one simulated week, then shifted copies."""
     today = datetime.now(UTC).date()
     first = today - timedelta(days=7 * weeks)
-    paths = _fleet(home, agents=100, start=first, seed=7)
+    cycles = max(1, round(events / weeks / (100 * 7 * EVENTS_PER_CYCLE)))
+    paths = _fleet(home, agents=100, start=first, seed=7, cycles=cycles)
     uri = paths.table_uri(AGENT_EVENTS)
     week = pl.read_delta(uri)
     for copy in range(1, weeks):
@@ -122,6 +126,7 @@ def _price_agreement(paths: Paths, sample: int = 2_000) -> tuple[int, float]:
             output_tokens=r["output_tokens"] or 0,
             cache_read_tokens=r["cache_read_tokens"] or 0,
             cache_write_tokens=r["cache_write_tokens"] or 0,
+            output_reasoning_tokens=r["reasoning_tokens"] or 0,
         )
         expected = calc_price(
             usage, r["model"], provider_id=r["provider_id"], genai_request_timestamp=r["ts"]
@@ -168,13 +173,14 @@ def _spike(work: Path, seeds: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--weeks", type=int, default=9, help="weeks of a 100-agent fleet")
     parser.add_argument("--keep", type=Path, help="keep the working folder here")
     args = parser.parse_args()
     with work_folder("agentops-bench-finops-", args.keep) as work:
         print(f"FinOps benchmarks on {os.cpu_count()} cores, work folder {work}")
         started = time.perf_counter()
-        paths, first, last, events = _build(work / "fleet", args.weeks)
+        paths, first, last, events = _build(work / "fleet", args.events, args.weeks)
         built = time.perf_counter() - started
         row("agent_events built", f"{events:,} ev", f"{first} .. {last}", None)
         row("  simulate + ingest + copy", f"{built:.1f} s", "", None)

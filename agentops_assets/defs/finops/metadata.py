@@ -42,8 +42,12 @@ def markdown(frame: pl.DataFrame, columns: Mapping[str, Format]) -> str:
     return "\n".join(lines)
 
 
-def _float(value: float | None) -> dg.MetadataValue:
-    return dg.MetadataValue.float(round(float(value or 0.0), 6))
+def _float(value: float | None, digits: int = 4) -> dg.MetadataValue:
+    return dg.MetadataValue.float(round(float(value or 0.0), digits))
+
+
+def _money(value: float | None) -> dg.MetadataValue:
+    return _float(value, 2)
 
 
 def event_costs(costs: pl.DataFrame, first: date, last: date) -> dict[str, Any]:
@@ -59,8 +63,8 @@ def event_costs(costs: pl.DataFrame, first: date, last: date) -> dict[str, Any]:
         "days": dg.MetadataValue.text(f"{first} .. {last}"),
         "llm_calls": dg.MetadataValue.int(llm.height),
         "unpriced_calls": dg.MetadataValue.int(unpriced.height),
-        "spend_usd": _float(costs["cost_usd"].sum()),
-        "reported_usd": _float(costs["reported_cost_usd"].sum()),
+        "spend_usd": _money(costs["cost_usd"].sum()),
+        "reported_usd": _money(costs["reported_cost_usd"].sum()),
         "top_models": dg.MetadataValue.md(
             markdown(
                 by_model,
@@ -114,7 +118,7 @@ def agent_daily_metrics(daily: pl.DataFrame) -> dict[str, Any]:
         .head(TOP)
     )
     return {
-        "spend_usd": _float(totals["cost_usd"]),
+        "spend_usd": _money(totals["cost_usd"]),
         "cost_per_successful_decision_usd": _float(
             totals["cost_usd"] / successes if successes else None
         ),
@@ -142,8 +146,8 @@ def agent_type_roi(roi: pl.DataFrame) -> dict[str, Any]:
     ).sort("cost_usd", descending=True)
     value, cost = latest["value_usd"].sum(), latest["cost_usd"].sum()
     return {
-        "month_to_date_value_usd": _float(value),
-        "month_to_date_cost_usd": _float(cost),
+        "month_to_date_value_usd": _money(value),
+        "month_to_date_cost_usd": _money(cost),
         "month_to_date_roi": _float((value - cost) / cost if cost else None),
         "roi_by_agent_type": dg.MetadataValue.md(
             markdown(
