@@ -155,3 +155,13 @@ def test_finops_report_errors_are_one_sentence(paths: Paths, fleet: Path) -> Non
     assert "cover 2026-10-30 .. 2026-11-02" in result.output
     result = CliRunner().invoke(main, ["finops", "report", "--period", "year"])
     assert result.exit_code == 2 and "'year' is not one of" in result.output
+
+
+def test_sql_users_find_every_finops_table(home: Paths) -> None:
+    refresh.refresh_all(home, FIRST, LAST, now=NOW)
+    for table in TABLES:
+        result = CliRunner().invoke(
+            main, ["sql", f"SELECT count(*) AS n FROM {table}", "--format", "csv"]
+        )
+        assert result.exit_code == 0, result.output
+        assert int(result.output.splitlines()[-1]) == _read(home, table).height
