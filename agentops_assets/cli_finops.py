@@ -196,7 +196,10 @@ def print_findings(compliance: pl.DataFrame, *, title: str) -> None:
 
 
 def _usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
+    if value is None:
+        return "-"
+    # Cost per decision is often a fraction of a cent: show it rather than $0.00.
+    return f"${value:,.4f}" if 0 < abs(value) < 0.1 else f"${value:,.2f}"
 
 
 def _dollars(value: float | None) -> str:
