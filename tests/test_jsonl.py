@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 
 import orjson
 import polars as pl
+import pytest
 
-from agentops_assets.telemetry.jsonl import MAX_RECORD_BYTES, read_jsonl
+from agentops_assets.telemetry.jsonl import MAX_RECORD_BYTES, _plain_frame, read_jsonl
 from agentops_assets.telemetry.schema import RAW_SCHEMA
 from agentops_assets.telemetry.validate import validate
 from tests.conftest import event
@@ -45,6 +46,53 @@ def test_unknown_keys_are_kept_in_attributes() -> None:
     parsed = read_jsonl(_lines(event(1), event(2, region="eu-west-1", labels=["a", "b"])))
     attributes = orjson.loads(parsed.records.row(1, named=True)["attributes"])
     assert attributes == {"http.status_code": 200, "region": "eu-west-1", "labels": ["a", "b"]}
+
+
+# Lines the fast path must accept: nulls, nested objects with nulls and arrays of objects, and
+# text that looks like JSON keys inside string values.
+PLAIN = {
+    "explicit nulls": event(1, parent_id=None, model=None),
+    "nested nulls and arrays": event(
+        2, attributes={"a": None, "list": [{"x": 1}, {"y": None}], "deep": {"k": {"j": 2}}}
+    ),
+    "key-like text": event(3, input_context='{"region": "eu", "a":1}, "b": {"c": null}'),
+    "escaped quotes": event(4, result='say \\"hi\\": ,"k":'),
+    "feedback with nulls": event(5, feedback={"kind": "approve", "correction": None}),
+}
+# Lines where a key outside the contract hides: each must leave the fast path and land in
+# attributes.
+HIDDEN = {
+    "unknown with object value": event(6, extra={"a": 1, "b": None}),
+    "unknown with null value": event(7, extra=None),
+    "unknown next to nested null named like a field": event(
+        8, extra="x", parent_id=None, attributes={"model": None}
+    ),
+    "unknown key spelled with an escape": b'{"event_id":"e9","ext\\u0072a":1}',
+    "duplicate key": b'{"event_id":"e10","event_id":"e11"}',
+    "unknown beside attributes as JSON text": event(12, attributes='{"a": 1}', extra=5),
+}
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_plain_lines_are_proven_in_polars(name: str) -> None:
+    frame = _plain_frame(_lines(event(0), PLAIN[name]))
+    assert frame is not None and frame.height == 2
+
+
+@pytest.mark.parametrize("name", HIDDEN)
+def test_a_key_outside_the_contract_never_passes_the_fast_path(name: str) -> None:
+    data = _lines(event(0), HIDDEN[name])
+    assert _plain_frame(data) is None
+    if name.startswith("unknown "):
+        attributes = orjson.loads(read_jsonl(data).records.row(1, named=True)["attributes"])
+        assert "extra" in attributes
+
+
+def test_blank_and_oversized_lines_leave_the_fast_path() -> None:
+    assert _plain_frame(_lines(event(1), b"", event(2))) is None
+    assert _plain_frame(_lines(event(1), b"   ", event(2))) is None
+    assert _plain_frame(_lines(event(1, result="x" * MAX_RECORD_BYTES))) is None
+    assert _plain_frame(b"") is None
 
 
 def test_bad_lines_are_rejected_with_reason_and_line_number() -> None:

@@ -35,7 +35,7 @@ from agentops_assets.telemetry.files import FileResult, ParsedFile, read_file
 from agentops_assets.telemetry.landing import LandingFile, discover, pending_files
 from agentops_assets.telemetry.schema import AGENT_EVENTS, INGESTED_FILES
 
-DEFAULT_BATCH_ROWS: Final = 400_000  # events buffered before a commit; bounds memory
+DEFAULT_BATCH_ROWS: Final = 200_000  # events buffered before a commit; bounds memory
 MAX_WORKERS: Final = 4
 PROCESS_POOL_BYTES: Final = 64 << 20  # OTLP bytes that make worker processes pay off
 Progress = Callable[[int, int, int], None]  # files done, files to do, events read so far

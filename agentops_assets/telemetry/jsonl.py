@@ -52,30 +52,87 @@ def read_jsonl(data: bytes, *, source_file: str = "") -> ParsedRecords:
     Every non-blank line is one record. Lines that are not JSON objects are rejected with a
     reason; keys outside the contract are kept in ``attributes``.
     """
-    lines = data.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()  # the final newline ends the last record, it does not start one
+    plain = _plain_frame(data)
+    lines: list[bytes] = []
 
     def raw(index: int) -> str:
+        if not lines:  # the common case never needs the lines; split them on first demand
+            lines.extend(_split_lines(data))
         return _decode(lines[index - 1])
 
-    if _all_plain_records(lines):
-        records = _frame(data, range(1, len(lines) + 1), {})
-        return ParsedRecords(records, [], raw, records_read=len(lines))
+    if plain is not None:
+        records = _finish(plain, range(1, plain.height + 1), {})
+        return ParsedRecords(records, [], raw, records_read=plain.height)
+    lines.extend(_split_lines(data))
     good, rejects, extras = _sort_lines(lines)
     body = b"\n".join(lines[number - 1] for number in good)
-    records = _frame(body, good, extras)
+    records = _finish(_read(body), good, extras) if good else RAW_SCHEMA.to_frame()
     return ParsedRecords(records, rejects, raw, records_read=len(good) + len(rejects))
 
 
-def _all_plain_records(lines: list[bytes]) -> bool:
-    """The common case, checked at C speed: every line a JSON object with known keys only."""
-    if not lines or max(map(len, lines)) > MAX_RECORD_BYTES:
-        return False
+def _split_lines(data: bytes) -> list[bytes]:
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the final newline ends the last record, it does not start one
+    return lines
+
+
+# An object key anywhere in a line of valid JSON: a string right after "{" or ",". Inside a
+# string every quote is escaped, so a quote can never directly follow "{" or "," there.
+_KEY: Final = r'[{,]\s*"(?:[^"\\]|\\.)*"\s*:'
+# A contract field sent as null: polars shows it as missing, so it is counted apart. Only
+# contract names count, so a key outside the contract sent as null still shows.
+_NULL_FIELD: Final = r'[{,]\s*"(?:' + "|".join(sorted(_KNOWN)) + r')"\s*:\s*null'
+
+_NESTED: Final = ("attributes", "feedback")
+_STRING_NESTED: Final = r'[{,]\s*"(?:attributes|feedback)"\s*:\s*"'
+
+
+def _plain_frame(data: bytes) -> pl.DataFrame | None:
+    """The common case, proven in polars (no Python per line, threads run in parallel).
+
+    Returns the file read into typed columns when every line is a JSON object of at most
+    ``MAX_RECORD_BYTES`` whose keys are all in the contract; ``None`` sends the file down the
+    line-by-line path. Keys are proven by counting: the object keys in a line must equal the
+    contract fields it sets, plus the keys inside its ``attributes`` and ``feedback`` objects,
+    so a key outside the contract (which polars would skip silently) never goes unnoticed.
+    """
+    expected = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if not data or expected == 0:
+        return None
     try:
-        return all(map(_KNOWN.issuperset, map(orjson.loads, lines)))
-    except (orjson.JSONDecodeError, TypeError):
-        return False
+        frame = _read(data)
+        text = pl.read_csv(
+            io.BytesIO(data),
+            has_header=False,
+            separator="\x00",
+            quote_char=None,
+            schema={"line": pl.String},
+        )
+    except pl.exceptions.PolarsError:
+        return None  # invalid JSON, not an object, invalid UTF-8: judged line by line
+    # Blank lines are skipped by both readers, but a blank line must be judged too.
+    if frame.height != expected or text.height != expected:
+        return None
+    line = text.get_column("line")
+    if line.str.len_bytes().max() > MAX_RECORD_BYTES:
+        return None
+    found = line.str.count_matches(_KEY)
+    nested = [frame.get_column(name) for name in _NESTED]
+    inner = sum(column.str.count_matches(_KEY).fill_null(0) for column in nested)
+    # Keys counted inside attributes or feedback must be keys of an object there, not text of
+    # a string value that merely looks like JSON (which polars hands over unescaped).
+    if line.filter(inner > 0).str.contains(_STRING_NESTED).any():
+        return None
+    explained = frame.select(pl.sum_horizontal(pl.all().is_not_null())).to_series() + inner
+    off = found != explained
+    if off.any():
+        nulls = line.filter(off).str.count_matches(_NULL_FIELD)
+        for column in nested:  # nested keys named like fields are already counted
+            nulls = nulls - column.filter(off).str.count_matches(_NULL_FIELD).fill_null(0)
+        if not (found.filter(off) == explained.filter(off) + nulls).all():
+            return None
+    return frame
 
 
 def _sort_lines(
@@ -113,13 +170,18 @@ def _sort_lines(
     return good, rejects, extras
 
 
-def _frame(body: bytes, good: Sequence[int], extras: dict[int, dict[str, object]]) -> pl.DataFrame:
-    if not good:
-        return RAW_SCHEMA.to_frame()
+def _read(body: bytes) -> pl.DataFrame:
+    """Contract fields of NDJSON ``body``, numbers typed when every line agrees."""
     try:
-        frame = pl.read_ndjson(io.BytesIO(body), schema=_TYPED_SCHEMA)
+        return pl.read_ndjson(io.BytesIO(body), schema=_TYPED_SCHEMA)
     except pl.exceptions.PolarsError:
-        frame = pl.read_ndjson(io.BytesIO(body), schema=_TEXT_SCHEMA)
+        return pl.read_ndjson(io.BytesIO(body), schema=_TEXT_SCHEMA)
+
+
+def _finish(
+    frame: pl.DataFrame, good: Sequence[int], extras: dict[int, dict[str, object]]
+) -> pl.DataFrame:
+    """Records in RAW_SCHEMA: feedback unpacked, line numbers, unknown keys in attributes."""
     feedback = pl.col("feedback")
     frame = frame.with_columns(
         *(
