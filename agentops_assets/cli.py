@@ -327,7 +327,7 @@ def demo(agents: int, days: int, seed: int) -> None:
 
 def _print_finops_summary(paths: Paths, first_day: date) -> None:
     """Spend, ROI and budget status for the month, and every budget finding of the week."""
-    from agentops_assets.cli_finops import print_report
+    from agentops_assets.finops_report import print_report
 
     console.print()
     try:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -42,3 +46,17 @@ def work_folder(prefix: str, keep: Path | None) -> Iterator[Path]:
     finally:
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def run_child(home: Path, code: str, *args: str) -> tuple[str, float]:
+    """Run ``code`` in a child Python with ``AGENTOPS_HOME=home``.
+
+    Returns its last line of output and the peak RSS in MB of the children run so far (a
+    fresh process, so start-up state of this one does not count).
+    """
+    env = {**os.environ, "AGENTOPS_HOME": str(home)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, check=True, capture_output=True, text=True
+    )
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return out.stdout.strip().splitlines()[-1], peak_mb

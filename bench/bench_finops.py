@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
-from _report import row, work_folder
+from _report import row, run_child, work_folder
 from genai_prices import Usage, calc_price
 
 from agentops_assets import lake
@@ -60,16 +57,6 @@ with dg.DagsterInstance.get() as instance:
     result = job.execute_in_process(instance=instance, partition_key=sys.argv[1])
     print(time.perf_counter() - started, result.success)
 """
-
-
-def _child(home: Path, code: str, *args: str) -> tuple[str, float]:
-    """Run ``code`` in a child process; its last output line and the peak child RSS in MB."""
-    env = {**os.environ, "AGENTOPS_HOME": str(home)}
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, check=True, capture_output=True, text=True
-    )
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return out.stdout.strip().splitlines()[-1], peak_mb
 
 
 def _fleet(
@@ -185,7 +172,7 @@ def main() -> None:
         row("agent_events built", f"{events:,} ev", f"{first} .. {last}", None)
         row("  simulate + ingest + copy", f"{built:.1f} s", "", None)
 
-        out, peak_mb = _child(paths.home, REFRESH_CODE, first.isoformat(), last.isoformat())
+        out, peak_mb = run_child(paths.home, REFRESH_CODE, first.isoformat(), last.isoformat())
         steps = json.loads(out)
         total = sum(seconds for seconds, _ in steps.values())
         row(f"all FinOps tables over {events / 1e6:.1f} M events", f"{total:.1f} s", "< 60 s",
@@ -195,10 +182,10 @@ def main() -> None:
         row("  peak memory of the refresh process", f"{peak_mb:,.0f} MB", "< 6,000 MB",
             peak_mb < 6000)  # fmt: skip
 
-        out, _ = _child(paths.home, REFRESH_CODE, last.isoformat(), last.isoformat())
+        out, _ = run_child(paths.home, REFRESH_CODE, last.isoformat(), last.isoformat())
         one_day = sum(seconds for seconds, _ in json.loads(out).values())
         row(f"incremental refresh of {last}", f"{one_day:.1f} s", "< 5 s", one_day < 5)
-        out, _ = _child(paths.home, DAGSTER_CODE, last.isoformat())
+        out, _ = run_child(paths.home, DAGSTER_CODE, last.isoformat())
         seconds, ok = out.split()
         row("  same through Dagster (run incl. checks)", f"{float(seconds):.1f} s", ok, None)
 

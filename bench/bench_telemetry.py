@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-from _report import row, work_folder
+from _report import row, run_child, work_folder
 
 from agentops_assets.config import Paths
 from agentops_assets.sql import query
@@ -56,12 +55,8 @@ def _ingest_child(home: Path) -> tuple[dict[str, float], float]:
     """Ingest in a child process; returns its report and its peak RSS in MB."""
     import json
 
-    env = {**os.environ, "AGENTOPS_HOME": str(home)}
-    out = subprocess.run(
-        [sys.executable, "-c", INGEST_CODE], env=env, check=True, capture_output=True, text=True
-    )
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return json.loads(out.stdout.strip().splitlines()[-1]), peak_mb
+    out, peak_mb = run_child(home, INGEST_CODE)
+    return json.loads(out), peak_mb
 
 
 def _duckdb_floor(home: Path) -> float:

@@ -92,9 +92,8 @@ def test_a_range_run_materializes_every_day_and_passes_its_checks(
     result = _run(paths, "2026-11-18", "2026-11-20")
     assert result.success
     days = {
-        (m.asset_key.to_user_string(), m.partition)
-        for m in result.get_asset_materialization_events()
-        for m in [m.materialization]
+        (event.asset_key.to_user_string(), event.partition)
+        for event in result.get_asset_materialization_events()
     }
     assert {("budget_compliance", f"2026-11-{d}") for d in (18, 19, 20)} <= days
     checks = _checks(result)

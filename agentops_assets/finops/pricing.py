@@ -27,6 +27,7 @@ from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
 
 from agentops_assets.finops.policy_file import PolicyEntry, read_entries
+from agentops_assets.telemetry.schema import TOKEN_FIELDS
 
 EVENT_COSTS_SCHEMA: Final[dict[str, pl.DataType]] = {
     "event_id": pl.String(),
@@ -105,13 +106,6 @@ _PROVIDER_IDS: Final = {
     "moonshotai": "moonshotai",
 }
 
-_TOKENS: Final = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 _RATES: Final = ("fee", "uncached", "cache_read", "cache_write", "text_output", "reasoning")
 _MTOK: Final = Decimal(1_000_000)
 _PROBE: Final = 1_000_000  # tokens per probe: large enough that rates come out exact
@@ -425,7 +419,7 @@ def _price_table(pricer: _Pricer, keys: pl.DataFrame) -> pl.DataFrame:
 
 def _priced_cost(table: pl.DataFrame) -> pl.Expr:
     """Cost from the rates of the call's tier bucket; null where rates do not apply."""
-    inp, out, cache_read, cache_write, reasoning = (pl.col(c).fill_null(0) for c in _TOKENS)
+    inp, out, cache_read, cache_write, reasoning = (pl.col(c).fill_null(0) for c in TOKEN_FIELDS)
     tiers = [c for c in table.columns if c.startswith("_above_")]
     bucket = pl.sum_horizontal(
         [(inp > pl.col(c)).fill_null(False).cast(pl.Int8) for c in tiers] or [pl.lit(0)]
@@ -464,7 +458,7 @@ def _has_tokens() -> pl.Expr:
 
 
 def _consistent_tokens() -> pl.Expr:
-    inp, out, cache_read, cache_write, reasoning = (pl.col(c).fill_null(0) for c in _TOKENS)
+    inp, out, cache_read, cache_write, reasoning = (pl.col(c).fill_null(0) for c in TOKEN_FIELDS)
     return (
         (cache_read >= 0)
         & (cache_write >= 0)
@@ -481,7 +475,7 @@ def _price_per_call(pricer: _Pricer, frame: pl.DataFrame) -> pl.DataFrame:
     if rows.is_empty():
         return frame
     costs: list[float | None] = []
-    for row in rows.select("provider", "model", "ts", *_TOKENS).iter_rows():
+    for row in rows.select("provider", "model", "ts", *TOKEN_FIELDS).iter_rows():
         provider, model, ts, inp, out, cache_read, cache_write, reasoning = row
         found = pricer.model(normalize_provider(provider), model)
         assert found is not None  # a per-call plan is only made for a model genai-prices has

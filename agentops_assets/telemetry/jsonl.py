@@ -97,9 +97,9 @@ def _plain_frame(data: bytes) -> pl.DataFrame | None:
     contract fields it sets, plus the keys inside its ``attributes`` and ``feedback`` objects,
     so a key outside the contract (which polars would skip silently) never goes unnoticed.
     """
-    expected = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    if not data or expected == 0:
+    if not data:
         return None
+    expected = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     try:
         frame = _read(data)
         text = pl.read_csv(

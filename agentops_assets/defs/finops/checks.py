@@ -5,10 +5,11 @@ import polars as pl
 
 from agentops_assets import lake as lake_io
 from agentops_assets.defs.finops.assets import budget_compliance, event_costs
-from agentops_assets.defs.finops.metadata import TOP, markdown, number, usd
+from agentops_assets.defs.finops.metadata import TOP, markdown
 from agentops_assets.defs.finops.partitions import partition_days
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.finops.compliance import compliance_findings
+from agentops_assets.finops.formats import number, usd
 from agentops_assets.finops.pricing import unpriced_models
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE, EVENT_COSTS
 
@@ -61,6 +62,7 @@ def budget_within_caps(
     breaches = findings.filter(pl.col("status") == "breach")
     severity = dg.AssetCheckSeverity.ERROR if breaches.height else dg.AssetCheckSeverity.WARN
     shown = breaches if breaches.height else findings
+    overspend = float((breaches["spend_usd"] - breaches["cap_usd"]).sum())
     return dg.AssetCheckResult(
         passed=findings.is_empty(),
         severity=severity,
@@ -68,15 +70,7 @@ def budget_within_caps(
         metadata={
             "breaches": dg.MetadataValue.int(breaches.height),
             "warnings": dg.MetadataValue.int(findings.height - breaches.height),
-            "overspend_usd": dg.MetadataValue.float(
-                round(
-                    float(
-                        breaches.select((pl.col("spend_usd") - pl.col("cap_usd")).sum()).item()
-                        or 0.0
-                    ),
-                    2,
-                )
-            ),
+            "overspend_usd": dg.MetadataValue.float(round(overspend, 2)),
             "findings": dg.MetadataValue.md(
                 markdown(
                     findings.head(TOP * 2),

@@ -12,23 +12,10 @@ import dagster as dg
 import polars as pl
 
 from agentops_assets.finops.compliance import compliance_findings
+from agentops_assets.finops.formats import number, pct, usd
 
 TOP = 10
 Format = Callable[[Any], str]
-
-
-def usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
-
-
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def number(value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
 
 
 def markdown(frame: pl.DataFrame, columns: Mapping[str, Format]) -> str:
