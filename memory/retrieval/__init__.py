@@ -6,9 +6,11 @@ knowledge chunks (``kind="chunk"``, ``agent_id="*"`` when shared). Rows are keye
 metadata records the embedder, the memory version the facts reflect and the memory table's
 Delta id, so every table version describes itself.
 
-A refresh reads the memory table's change data feed since the indexed version, embeds only
-the facts that changed, writes them and the deletions as ONE table version, and tags it
-``memory-v{N}``; ``search(..., as_of_version=N)`` reads that tag.
+A refresh reads the memory table's change data feed since the indexed version, checks it
+against the facts the index holds, embeds only the facts that changed, writes them and the
+deletions as ONE table version, and tags it ``memory-v{N}``; ``search(..., as_of_version=N)``
+reads that tag, which never moves once written. Writers take turns: every write holds a file
+lock beside the table (``<uri>/memory_index.lock``).
 
     >>> from memory.retrieval import MemoryIndex
     >>> index = MemoryIndex("data/lance")  # doctest: +SKIP

@@ -8,21 +8,23 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import get_args
+from typing import Literal, get_args
 
 import lancedb
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from deltalake import DeltaTable
 from lancedb.index import FTS, Bitmap, BTree, IvfFlat
 from lancedb.table import LanceTable
 
 from memory.embedders import Embedder, default_embedder
 from memory.model import check_agent_id, check_text, check_version
 from memory.retrieval import _changes as ch
-from memory.retrieval import _chunks, _search
+from memory.retrieval import _chunks, _lock, _search
 from memory.retrieval import _layout as lay
 from memory.retrieval.errors import (
     EmbedderMismatchError,
@@ -60,11 +62,15 @@ class MemoryIndex:
     """Retrieval over agent memory and knowledge chunks, on one LanceDB table.
 
     Facts come from the memory table (``refresh_facts``), knowledge chunks from the caller
-    (``upsert_chunks``, ``replace_chunks``). Every refresh records the memory version the
-    facts reflect and tags the table version ``memory-v{N}``, so ``search(...,
-    as_of_version=N)`` reads the index exactly as it was for memory version ``N``.
+    (``upsert_chunks``, ``replace_chunks``, ``sync_chunks``). The first refresh to a memory
+    version ``N`` tags the table version it wrote ``memory-v{N}``, so ``search(...,
+    as_of_version=N)`` reads the index exactly as it was then; a tag never moves afterwards.
 
-    One process should write an index at a time (the Dagster asset); any number may search.
+    Writers take turns: every write method holds the index's writer lock, a file lock beside
+    the table for a local database (``<uri>/<table>.lock``), so writers in any number of
+    processes on one machine are serialised. Object stores have no such lock: there, only
+    writers within one process take turns, and the scheduler must run one writer at a time.
+    Any number may search, during writes too.
 
     Args:
         uri: The LanceDB database: a local folder or an object-store URI.
@@ -137,7 +143,10 @@ class MemoryIndex:
         indexed version are embedded and written (commits and rollbacks alike). A full pass
         (compare every fact with the index, embed those that differ) runs on the first build,
         when asked, when the feed cannot be read (log cleaned up, change files lost), when the
-        memory table was recreated, or when ``version`` is older than the indexed one.
+        memory table was recreated, when ``version`` is older than the indexed one, or when
+        the facts the index holds, changed as the feed says, would not be the memory's (its
+        history was replaced behind the index): what the index holds is compared with the
+        memory table on every refresh, so a fact deleted from the memory always leaves it.
 
         Args:
             facts_uri: The memory table (``<lake>/memory_facts``).
@@ -156,35 +165,24 @@ class MemoryIndex:
         started = time.perf_counter()
         if version is not None:
             check_version(version)
-        facts = ch.open_facts(os.fspath(facts_uri), storage_options, version)
-        target = facts.version()
-        facts_id = facts.metadata().id
-        table = self._writable()
-        before = lay.read_state(table.schema)
-        previous = before.memory_version
-        reason = _full_reason(full, before, target, facts_id)
-        changes = ch.Changes()
-        mode: RefreshMode = "full"
-        if reason is None and previous is not None:
-            mode = "noop" if target == previous else "incremental"
-            if target > previous:
-                try:
-                    changes = ch.read_changes(facts, previous + 1, target)
-                except ch.ChangeFeedUnavailable as exc:
-                    reason, mode = f"the change data feed cannot be read ({exc})", "full"
-        if mode == "full":
-            log.info("full refresh of %s: %s", self, reason)
-            changes = ch.diff(ch.read_facts(facts), self._rows(table, lay.FACT))
-        if mode == "noop" and self._tag_version(table, target) is not None:
-            return RefreshResult(
-                "noop", target, previous, 0, 0, False, _since(started), None, table.version
-            )
-        delete_where = lay.in_list("id", changes.deletes) if changes.deletes else None
-        upserted, deleted = self._write(table, changes.upserts, delete_where)
-        optimized, meta = self._maintain(table)
-        meta |= {lay.VERSION_KEY: str(target), lay.FACTS_TABLE_KEY: facts_id}
-        table.update_field_metadata(lay.metadata_update(meta))
-        self._tag(table, target)
+        with self._writing():
+            # Opened holding the lock, so "latest" is never older than what a writer that went
+            # first has indexed.
+            facts = ch.open_facts(os.fspath(facts_uri), storage_options, version)
+            target = facts.version()
+            table = self._writable()
+            previous = lay.read_state(table.schema).memory_version
+            mode, changes, reason = self._fact_changes(table, facts, full=full)
+            if mode == "noop" and self._tag_version(table, target) is not None:
+                return RefreshResult(
+                    "noop", target, previous, 0, 0, False, _since(started), None, table.version
+                )
+            delete_where = lay.in_list("id", changes.deletes) if changes.deletes else None
+            upserted, deleted = self._write(table, changes.upserts, delete_where)
+            optimized, meta = self._maintain(table)
+            meta |= {lay.VERSION_KEY: str(target), lay.FACTS_TABLE_KEY: facts.metadata().id}
+            table.update_field_metadata(lay.metadata_update(meta))
+            self._tag(table, target)
         return RefreshResult(
             mode,
             target,
@@ -196,6 +194,30 @@ class MemoryIndex:
             reason,
             table.version,
         )
+
+    def _fact_changes(
+        self, table: LanceTable, facts: DeltaTable, *, full: bool
+    ) -> tuple[RefreshMode, ch.Changes, str | None]:
+        """What the index must write to reflect ``facts``: the mode, the changes, and why a
+        full pass was needed (``None`` when the change feed did)."""
+        target = facts.version()
+        state = lay.read_state(table.schema)
+        reason = _full_reason(full, state, target, facts.metadata().id)
+        if reason is None and state.memory_version is not None:
+            changes = ch.Changes()
+            try:
+                if target > state.memory_version:
+                    changes = ch.read_changes(facts, state.memory_version + 1, target)
+            except ch.ChangeFeedUnavailable as exc:
+                reason = f"the change data feed cannot be read ({exc})"
+            else:
+                held = self._ids(table, lay.FACT)
+                reason = ch.unaccounted(held, changes, ch.read_keys(facts))
+                if reason is None:
+                    mode: RefreshMode = "noop" if target == state.memory_version else "incremental"
+                    return mode, changes, None
+        log.info("full refresh of %s: %s", self, reason)
+        return "full", ch.diff(ch.read_facts(facts), self._rows(table, lay.FACT)), reason
 
     # -- knowledge chunks -----------------------------------------------------------------
 
@@ -212,7 +234,7 @@ class MemoryIndex:
         Returns:
             What was written; the memory version is unchanged.
         """
-        return self._write_chunks(_chunks.chunk_rows(chunks), documents=None)
+        return self._write_chunks(_chunks.chunk_rows(chunks), scope=None)
 
     def replace_chunks(
         self, chunks: pl.DataFrame | pa.Table, *, documents: Iterable[str] | None = None
@@ -232,27 +254,48 @@ class MemoryIndex:
         names |= {check_text(d, "document") for d in documents or ()}  # type: ignore[misc]
         if not names:
             raise ValueError("replace_chunks needs chunks or documents to replace.")
-        return self._write_chunks(rows, documents=names)
+        return self._write_chunks(rows, scope=names)
 
-    def _write_chunks(self, rows: pl.DataFrame, documents: set[str] | None) -> RefreshResult:
+    def sync_chunks(self, chunks: pl.DataFrame | pa.Table) -> RefreshResult:
+        """Make the index hold exactly ``chunks`` and no other knowledge chunk, in one write.
+
+        What to remove is read from the index itself, so a document deleted at the source
+        leaves the index however many times the source changed since the last write; chunks
+        written by ``upsert_chunks`` or ``replace_chunks`` and absent from ``chunks`` go too.
+        Unchanged chunks are not embedded again.
+
+        Args:
+            chunks: Every chunk the index should hold, as for ``upsert_chunks`` (may be empty:
+                then every chunk goes; with no index yet, nothing is created).
+
+        Example:
+            >>> index.sync_chunks(pl.read_delta("data/lake/knowledge_chunks"))  # doctest: +SKIP
+        """
+        return self._write_chunks(_chunks.chunk_rows(chunks), scope="all")
+
+    def _write_chunks(
+        self, rows: pl.DataFrame, *, scope: set[str] | Literal["all"] | None
+    ) -> RefreshResult:
+        """Write chunk ``rows`` and delete held chunks in ``scope`` that ``rows`` lacks: none
+        (``None``), those of these documents, or ``"all"``."""
         started = time.perf_counter()
-        table = self._writable()
-        held = self._rows(table, lay.CHUNK)
-        if documents is None:  # upsert: compare with the same chunks, delete nothing
-            work = ch.diff(rows, held.join(rows.select("id"), on="id"), compare=_chunks.COMPARED)
-            work = ch.Changes(work.upserts)
-        else:
-            held = held.filter(pl.col("source").is_in(sorted(documents)))
+        with self._writing():
+            if rows.is_empty() and self._table() is None:
+                return RefreshResult("chunks", None, None, 0, 0, False, _since(started), None, 0)
+            table = self._writable()
+            held = self._rows(table, lay.CHUNK)
+            if scope is None:  # upsert: compare with the same chunks, delete nothing
+                held = held.join(rows.select("id"), on="id")
+            elif scope != "all":
+                held = held.filter(pl.col("source").is_in(sorted(scope)))
             work = ch.diff(rows, held, compare=_chunks.COMPARED)
-        delete_where = lay.in_list("id", work.deletes) if work.deletes else None
-        upserted, deleted = self._write(table, work.upserts, delete_where)
-        optimized, meta = self._maintain(table)
-        if meta:
-            table.update_field_metadata(lay.metadata_update(meta))
-        memory_version = lay.read_state(table.schema).memory_version
-        if memory_version is not None and (upserted or deleted or meta):
-            # The snapshot of the current memory version now includes these chunks.
-            self._tag(table, memory_version)
+            delete_where = lay.in_list("id", work.deletes) if work.deletes else None
+            upserted, deleted = self._write(table, work.upserts, delete_where)
+            optimized, meta = self._maintain(table)
+            if meta:
+                table.update_field_metadata(lay.metadata_update(meta))
+            # No tag moves: the snapshot of the current memory version keeps the chunks it had.
+            memory_version = lay.read_state(table.schema).memory_version
         return RefreshResult(
             "chunks",
             memory_version,
@@ -387,8 +430,8 @@ class MemoryIndex:
         Args:
             retrain: Also retrain the vector index's partitions on the current rows.
         """
-        table = self._writable()
-        table.optimize(retrain=retrain)
+        with self._writing():
+            self._writable().optimize(retrain=retrain)
 
     def prune_versions(self, *, keep: int) -> list[int]:
         """Forget all but the newest ``keep`` memory-version snapshots.
@@ -405,18 +448,19 @@ class MemoryIndex:
         """
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be a positive integer, got {keep!r}.")
-        table = self._writable()
-        versions = sorted(_tagged(table))
-        gone = versions[:-keep]
-        for version in gone:
-            table.tags.delete(f"{lay.TAG_PREFIX}{version}")
+        with self._writing():
+            table = self._writable()
+            gone = sorted(_tagged(table))[:-keep]
+            for version in gone:  # a tag may go; it never moves
+                table.tags.delete(f"{lay.TAG_PREFIX}{version}")
         return gone
 
     def drop(self) -> None:
         """Delete the index table, every version and snapshot of it (to change embedder)."""
-        if self._table() is not None:
-            self._db.drop_table(self._name)
-        self._latest = None
+        with self._writing():
+            if self._table() is not None:
+                self._db.drop_table(self._name)
+            self._latest = None
         with self._lock:
             self._snapshots.clear()
 
@@ -438,9 +482,24 @@ class MemoryIndex:
             )
         return table
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the index's writer lock (write methods only; not reentrant)."""
+        with _lock.exclusive(self._uri, self._name):
+            yield
+
     def _writable(self) -> LanceTable:
-        """The latest table (made with its indexes on first use), checked against the embedder."""
+        """The latest table (made with its indexes on first use), checked against the embedder.
+
+        Call it holding the writer lock: what it returns is then the version the write builds on.
+        """
         table = self._table()
+        if table is not None:
+            try:
+                table.checkout_latest()  # another process may have written since it was opened
+            except RuntimeError:  # ... or dropped it
+                self._latest = None
+                table = self._table()
         if table is None:
             schema = lay.arrow_schema(self._embedder.dim, self._embedder.name)
             table = self._db.create_table(self._name, schema=schema, exist_ok=True)
@@ -512,16 +571,28 @@ class MemoryIndex:
             return None
 
     def _tag(self, table: LanceTable, memory_version: int) -> None:
-        name = f"{lay.TAG_PREFIX}{memory_version}"
-        if self._tag_version(table, memory_version) is None:
-            table.tags.create(name, table.version)
-        else:
-            table.tags.update(name, table.version)
+        """Tag the table's version as the snapshot of ``memory_version``, unless one exists.
+
+        Tags are never updated: a snapshot, once written, answers the same forever (until
+        ``prune_versions`` deletes it).
+        """
+        if self._tag_version(table, memory_version) is not None:
+            return
+        try:
+            table.tags.create(f"{lay.TAG_PREFIX}{memory_version}", table.version)
+        except RuntimeError as exc:  # LanceDB: "Ref conflict error: tag ... already exists"
+            if "already exists" not in str(exc):
+                raise
 
     def _rows(self, table: LanceTable, kind: str) -> pl.DataFrame:
         """Every row of one kind, without vectors."""
         query = table.search().where(f"kind = {lay.quote(kind)}")
         return _search.to_frame(query.select(list(lay.ROW_COLUMNS)).limit(None).to_arrow())
+
+    def _ids(self, table: LanceTable, kind: str) -> pl.Series:
+        """The row key of every row of one kind."""
+        query = table.search().where(f"kind = {lay.quote(kind)}").select(["id"]).limit(None)
+        return _search.to_frame(query.to_arrow()).get_column("id")
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         parts = []

@@ -50,7 +50,7 @@ class RefreshResult:
         optimized: Whether new rows were folded into the indexes.
         seconds: Wall time.
         reason: Why a full rebuild was needed (``None`` otherwise).
-        index_version: The LanceDB table version written.
+        index_version: The LanceDB table version written (0 when there is no index yet).
     """
 
     mode: RefreshMode
