@@ -17,6 +17,11 @@ from memory.errors import InvalidFactError
 MAX_CONTENT_BYTES = 32 * 1024
 """Largest fact content accepted, in UTF-8 bytes (a fact is a statement, not a document)."""
 MAX_METADATA_BYTES = 32 * 1024
+MAX_MESSAGE_BYTES = 4 * 1024
+"""Longest commit message or rollback reason, in UTF-8 bytes: it is stored in the Delta log,
+which every reader of the history loads."""
+MAX_NAME_CHARS = 256
+"""Longest author, approver or cycle id, in characters."""
 DEFAULT_NAMESPACE = "default"
 
 _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
@@ -43,22 +48,57 @@ def check_version(version: object, name: str = "version") -> int:
     return version
 
 
-def check_text(value: object, name: str, *, optional: bool = False) -> str | None:
-    """Return a non-blank string argument (or ``None`` when optional), else raise."""
+def check_text(
+    value: object,
+    name: str,
+    *,
+    optional: bool = False,
+    max_chars: int | None = None,
+    max_bytes: int | None = None,
+) -> str | None:
+    """Return a non-blank string argument (or ``None`` when optional), else raise ``ValueError``.
+
+    Args:
+        value: The argument.
+        name: Its name, as the error message shows it.
+        optional: Whether ``None`` is accepted.
+        max_chars: Longest value accepted, in characters (names: ``MAX_NAME_CHARS``).
+        max_bytes: Longest value accepted, in UTF-8 bytes (messages: ``MAX_MESSAGE_BYTES``).
+    """
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}.")
+        raise ValueError(f"{name} must be a non-empty string, got {_clip(repr(value))}.")
+    if max_chars is not None and len(value) > max_chars:
+        raise ValueError(
+            f"{name} is {len(value):,} characters, more than the {max_chars:,}-character "
+            f"limit: {_clip(repr(value))}."
+        )
+    if max_bytes is not None and len(value) * 4 > max_bytes:  # else it cannot be too long
+        size = len(value.encode("utf-8"))
+        if size > max_bytes:
+            raise ValueError(
+                f"{name} is {size:,} bytes, more than the {max_bytes:,}-byte limit; say it "
+                "briefly and keep the details elsewhere (a ticket, a document)."
+            )
     return value
+
+
+def _clip(text: str, width: int = 80) -> str:
+    """``text`` cut for an error message (a huge argument must not make a huge message)."""
+    return text if len(text) <= width else f"{text[: width - 1]}…"
 
 
 def _check_fact_id(fact_id: object) -> str:
     if not isinstance(fact_id, str) or not fact_id.strip() or len(fact_id) > _MAX_ID_CHARS:
         raise ValueError(
-            f"fact_id must be a non-empty string of at most 256 characters, got {fact_id!r}."
+            f"fact_id must be a non-empty string of at most 256 characters, "
+            f"got {_clip(repr(fact_id))}."
         )
     if any(ord(ch) < 32 for ch in fact_id):
-        raise ValueError(f"fact_id must not contain control characters, got {fact_id!r}.")
+        raise ValueError(
+            f"fact_id must not contain control characters, got {_clip(repr(fact_id))}."
+        )
     return fact_id
 
 

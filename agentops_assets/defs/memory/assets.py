@@ -9,7 +9,12 @@ from deltalake import DeltaTable
 from agentops_assets import lake as lake_tables
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
-from agentops_assets.memory_feed import apply_cycle_commits, cycle_commits, read_memory_events
+from agentops_assets.memory_feed import (
+    FEED_CYCLES,
+    apply_cycle_commits,
+    read_memory_events,
+    split_cycles,
+)
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 from memory import TABLE_NAME as MEMORY_FACTS
 from memory import MemoryStore
@@ -32,7 +37,7 @@ def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     `agentops memory`."""
     paths = lake.paths
     store = MemoryStore(paths.table_uri(MEMORY_FACTS))
-    commits = cycle_commits(read_memory_events(paths))
+    commits, rejected = split_cycles(read_memory_events(paths))
     last = time.monotonic()
 
     def progress(done: int, total: int) -> None:
@@ -41,11 +46,24 @@ def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             last = time.monotonic()
             context.log.info(f"applied {done}/{total} memory cycles")
 
-    report = apply_cycle_commits(store, commits, progress=progress)
+    report = apply_cycle_commits(
+        store,
+        commits,
+        rejected=rejected,
+        ledger=paths.table_uri(FEED_CYCLES),
+        progress=progress,
+    )
     context.log.info(
         f"{report.commits} new memory commits ({report.lessons} lessons), "
         f"{report.already_applied} cycles applied before"
     )
+    if report.problems:
+        say = context.log.warning if report.rejected or report.skipped else context.log.info
+        say(
+            f"{report.rejected} memory cycles rejected, {report.skipped} skipped, "
+            f"{report.skipped_changes} writes not applied; why is in {FEED_CYCLES}. First: "
+            + "; ".join(report.problems[:3])
+        )
     facts = store.frame()
     latest = store.log(limit=10)
     rows = "\n".join(
@@ -59,7 +77,14 @@ def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             "agents": dg.MetadataValue.int(facts.get_column("agent_id").n_unique()),
             "new_commits": dg.MetadataValue.int(report.commits),
             "lessons": dg.MetadataValue.int(report.lessons),
+            "unchanged_cycles": dg.MetadataValue.int(report.unchanged),
+            "skipped_cycles": dg.MetadataValue.int(report.skipped),
+            "rejected_cycles": dg.MetadataValue.int(report.rejected),
+            "late_cycles": dg.MetadataValue.int(report.late),
+            "recovered_cycles": dg.MetadataValue.int(report.recovered),
+            "continued_cycles": dg.MetadataValue.int(report.continued),
             "skipped_changes": dg.MetadataValue.int(report.skipped_changes),
+            "not_applied": dg.MetadataValue.md(report.not_applied_markdown()),
             "latest_commits": dg.MetadataValue.md(
                 "| version | agent | kind | message | approved by |\n|---|---|---|---|---|\n" + rows
             ),
@@ -73,17 +98,19 @@ def knowledge_chunks(lake: LakeResource) -> dg.MaterializeResult:
     along paragraphs, each with its heading; replaced whole when the folder changed."""
     paths = lake.paths
     uri = paths.table_uri(KNOWLEDGE_CHUNKS)
-    fingerprint = folder_fingerprint(paths.knowledge)
-    unchanged = _last_fingerprint(uri) == fingerprint
-    if unchanged:
-        chunks = pl.read_delta(uri)
-        documents = chunks.get_column("document").n_unique()
-    else:
-        found = find_documents(paths.knowledge)
-        chunks, documents = chunk_documents(found), len(found)
-        lake_tables.overwrite(
-            uri, chunks, metadata={"agentops.operation": "chunk", FINGERPRINT: fingerprint}
-        )
+    # Runs of two jobs may rechunk at once: one at a time, so the later sees the earlier's work.
+    with lake_tables.writer_lock(paths, KNOWLEDGE_CHUNKS):
+        fingerprint = folder_fingerprint(paths.knowledge)
+        unchanged = _last_fingerprint(uri) == fingerprint
+        if unchanged:
+            chunks = pl.read_delta(uri)
+            documents = chunks.get_column("document").n_unique()
+        else:
+            found = find_documents(paths.knowledge)
+            chunks, documents = chunk_documents(found), len(found)
+            lake_tables.overwrite(
+                uri, chunks, metadata={"agentops.operation": "chunk", FINGERPRINT: fingerprint}
+            )
     return dg.MaterializeResult(
         metadata={
             "documents": dg.MetadataValue.int(documents),
@@ -106,6 +133,7 @@ def _last_fingerprint(uri: str) -> str | None:
 
 
 MEMORY_INDEX = "memory_index"
+INDEX_WRITERS_POOL = "agentops_index_writers"
 
 
 @dg.asset(
@@ -113,27 +141,28 @@ MEMORY_INDEX = "memory_index"
     deps=[MEMORY_FACTS, KNOWLEDGE_CHUNKS],
     group_name="memory",
     kinds={"lancedb"},
+    pool=INDEX_WRITERS_POOL,
 )
 def memory_index(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """LanceDB index of every agent's facts and the knowledge chunks: vector, full-text and
     hybrid search, filtered by agent and namespace. Refreshed incrementally from the memory
-    table's change data feed and tagged `memory-v{N}`, so a search can ask for the index as of
-    a memory version."""
+    table's change data feed and tagged `memory-v{N}` (a tag never moves), so a search can ask
+    for the index as of a memory version. Its writers take turns (pool and file lock)."""
     paths = lake.paths
     index = MemoryIndex(paths.lance)
+    chunks_uri = paths.table_uri(KNOWLEDGE_CHUNKS)
+    synced = None
+    if lake_tables.table_exists(chunks_uri):
+        # Chunks first, so the snapshot the fact refresh tags holds the current knowledge.
+        synced = index.sync_chunks(pl.read_delta(chunks_uri))
     facts_uri = paths.table_uri(MEMORY_FACTS)
     refreshed = index.refresh_facts(facts_uri) if lake_tables.table_exists(facts_uri) else None
     if refreshed is not None:
         context.log.info(
             f"facts: {refreshed.mode} refresh to memory v{refreshed.memory_version}, "
             f"{refreshed.upserted} embedded, {refreshed.deleted} removed"
+            + (f" ({refreshed.reason})" if refreshed.reason else "")
         )
-    chunks_uri = paths.table_uri(KNOWLEDGE_CHUNKS)
-    if lake_tables.table_exists(chunks_uri):
-        chunks = pl.read_delta(chunks_uri)
-        gone = _removed_documents(chunks_uri, chunks)
-        if not chunks.is_empty() or gone:
-            index.replace_chunks(chunks, documents=gone)
     try:
         info = index.info()
     except IndexNotFoundError:
@@ -146,15 +175,9 @@ def memory_index(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             "chunks": dg.MetadataValue.int(info.chunks),
             "embedder": dg.MetadataValue.text(info.embedder or ""),
             "refresh": dg.MetadataValue.text(refreshed.mode if refreshed else "no memory yet"),
+            "refresh_reason": dg.MetadataValue.text((refreshed and refreshed.reason) or ""),
             "embedded": dg.MetadataValue.int(refreshed.upserted if refreshed else 0),
+            "chunks_embedded": dg.MetadataValue.int(synced.upserted if synced else 0),
+            "chunks_removed": dg.MetadataValue.int(synced.deleted if synced else 0),
         }
     )
-
-
-def _removed_documents(chunks_uri: str, chunks: pl.DataFrame) -> list[str]:
-    """Documents chunked at the previous version of the chunks table but not now."""
-    version = DeltaTable(chunks_uri).version()
-    if version == 0:
-        return []
-    before = pl.read_delta(chunks_uri, version=version - 1).get_column("document")
-    return sorted(set(before.to_list()) - set(chunks.get_column("document").to_list()))
