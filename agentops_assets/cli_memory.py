@@ -207,7 +207,8 @@ def commit_fact(
     if result is None:
         console.print("Nothing changed: the agent already holds that fact as given.")
     else:
-        console.print(f"Committed v{result.version} for {agent}: {message}")
+        # The message as stored: secrets in it were redacted, so none is echoed either.
+        console.print(f"Committed v{result.version} for {agent}: {result.message}")
 
 
 @memory.command()

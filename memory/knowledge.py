@@ -11,6 +11,8 @@ from typing import Final
 
 import polars as pl
 
+from memory.redaction import redact_text
+
 SUFFIXES: Final = frozenset({".md", ".markdown", ".txt", ".rst"})
 CHUNK_CHARS: Final = 800  # about 200 tokens: one idea per chunk, several per prompt
 OVERLAP_CHARS: Final = 120
@@ -74,20 +76,26 @@ def folder_fingerprint(folder: Path) -> str:
 
 
 def chunk_documents(documents: list[Document]) -> pl.DataFrame:
-    """Split each document into overlapping chunks along paragraphs, keeping headings."""
-    rows = [
-        {
-            "chunk_id": f"{doc.name}#{index}",
-            "document": doc.name,
-            "chunk_index": index,
-            "heading": heading,
-            "namespace": doc.name.split("/", 1)[0] if "/" in doc.name else "knowledge",
-            "text": text,
-            "document_hash": doc.digest,
-        }
-        for doc in documents
-        for index, (heading, text) in enumerate(_chunks(doc.text))
-    ]
+    """Split each document into overlapping chunks along paragraphs, keeping headings.
+
+    Chunks are stored and indexed, so secrets in a document's text or name are redacted
+    first, whole (a key cut at a chunk boundary would no longer be recognised).
+    """
+    rows = []
+    for doc in documents:
+        name = redact_text(doc.name)
+        for index, (heading, text) in enumerate(_chunks(redact_text(doc.text))):
+            rows.append(
+                {
+                    "chunk_id": f"{name}#{index}",
+                    "document": name,
+                    "chunk_index": index,
+                    "heading": heading,
+                    "namespace": name.split("/", 1)[0] if "/" in name else "knowledge",
+                    "text": text,
+                    "document_hash": doc.digest,
+                }
+            )
     return pl.DataFrame(rows, schema=CHUNK_SCHEMA)
 
 

@@ -13,7 +13,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,8 @@ from memory.errors import (
 )
 from memory.model import (
     DEFAULT_NAMESPACE,
+    MAX_MESSAGE_BYTES,
+    MAX_NAME_CHARS,
     ChangedFact,
     Commit,
     Fact,
@@ -41,8 +43,11 @@ from memory.model import (
     check_text,
     check_version,
 )
+from memory.redaction import redact_json, redact_text, secret_kinds
 
 log = logging.getLogger(__name__)
+# Commit metadata that people and agents write: redacted, as it is stored in the Delta log.
+_REDACTED_KEYS = (t.MESSAGE, t.AUTHOR, t.CYCLE, t.APPROVER)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class MemoryStore:
             CommitConflictError: Concurrent writers kept winning until ``retry_seconds``.
         """
         check_agent_id(agent_id)
+        _refuse_secret(agent_id, "agent_id")
         if isinstance(changes, FactChange):
             raise ValueError("changes must be a list of FactChange values, not a single one.")
         changes = list(changes)
@@ -146,13 +152,16 @@ class MemoryStore:
             if change.fact_id in seen:
                 raise ValueError(f"fact {change.fact_id!r} appears twice in one commit.")
             seen.add(change.fact_id)
+        changes = [_redacted(change) for change in changes]
         metadata = {
             t.KIND: "commit",
             t.AGENT: agent_id,
-            t.MESSAGE: check_text(message, "message"),
-            t.AUTHOR: check_text(author, "author"),
-            t.CYCLE: check_text(cycle_id, "cycle_id", optional=True),
-            t.APPROVER: check_text(approved_by, "approved_by", optional=True),
+            t.MESSAGE: check_text(message, "message", max_bytes=MAX_MESSAGE_BYTES),
+            t.AUTHOR: check_text(author, "author", max_chars=MAX_NAME_CHARS),
+            t.CYCLE: check_text(cycle_id, "cycle_id", optional=True, max_chars=MAX_NAME_CHARS),
+            t.APPROVER: check_text(
+                approved_by, "approved_by", optional=True, max_chars=MAX_NAME_CHARS
+            ),
         }
 
         def plan(table: DeltaTable, now: datetime) -> _Plan:
@@ -195,9 +204,11 @@ class MemoryStore:
         metadata = {
             t.KIND: "rollback",
             t.AGENT: agent_id,
-            t.MESSAGE: check_text(reason, "reason"),
-            t.AUTHOR: check_text(author, "author"),
-            t.APPROVER: check_text(approved_by, "approved_by", optional=True),
+            t.MESSAGE: check_text(reason, "reason", max_bytes=MAX_MESSAGE_BYTES),
+            t.AUTHOR: check_text(author, "author", max_chars=MAX_NAME_CHARS),
+            t.APPROVER: check_text(
+                approved_by, "approved_by", optional=True, max_chars=MAX_NAME_CHARS
+            ),
             t.ROLLED_BACK_TO: str(to_version),
         }
 
@@ -226,6 +237,7 @@ class MemoryStore:
                 return None
             counts = {t.ADDED: work.added, t.UPDATED: work.updated, t.DELETED: work.deleted}
             custom = {k: str(v) for k, v in (metadata | counts).items() if v is not None}
+            custom.update({k: redact_text(custom[k]) for k in _REDACTED_KEYS if k in custom})
             custom[t.COMMIT_ID] = uuid.uuid4().hex
             try:
                 t.merge(table, agent_id, work.source, custom)
@@ -655,3 +667,31 @@ def _no_version(version: int, latest: int) -> str:
 
 def _nothing_committed(uri: str) -> str:
     return f"there is no memory at {uri} yet: nothing was committed."
+
+
+def _refuse_secret(value: str, name: str) -> None:
+    """Refuse an id that holds a secret: ids are keys, so they are never silently renamed."""
+    kinds = secret_kinds(value, bare_numbers=False)
+    if kinds:
+        raise ValueError(
+            f"{name} holds what looks like a secret ({', '.join(kinds)}); it would be stored "
+            "as a key, so choose an id without it. Nothing was written."
+        )
+
+
+def _redacted(change: FactChange) -> FactChange:
+    """The change with secrets in its text replaced by markers; an id with one is refused."""
+    if change.op == "delete":  # stores nothing new: deleting a fact stored earlier stays possible
+        return change
+    _refuse_secret(change.fact_id, "fact_id")
+
+    def text(value: str | None) -> str | None:
+        return None if value is None else redact_text(value)
+
+    return replace(
+        change,
+        content=text(change.content),
+        namespace=text(change.namespace),
+        source=text(change.source),
+        metadata_json=None if change.metadata_json is None else redact_json(change.metadata_json),
+    )
