@@ -13,7 +13,7 @@ from rich.table import Table
 from agentops_assets import lake
 from agentops_assets.config import Paths
 from agentops_assets.finops.compliance import compliance_findings
-from agentops_assets.finops.formats import dollars, pct, usd
+from agentops_assets.finops.formats import dollars, pct, times, usd
 from agentops_assets.finops.tables import (
     AGENT_DAILY_METRICS,
     AGENT_TYPE_ROI,
@@ -105,7 +105,7 @@ def _print_types(roi: pl.DataFrame, caps: pl.DataFrame, *, title: str) -> None:
             f"{r['cycles']:,}",
             pct(r["success_rate"]),
             dollars(r["value_usd"]),
-            "-" if r["roi"] is None else f"{r['roi']:,.0f}x",
+            times(r["roi"]),
             usd(r["cost_per_successful_decision_usd"]),
             r["trend"] or "-",
         )

@@ -8,7 +8,7 @@ to every agent type that has no entry of its own with the same provider and mode
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Final, Self
 
 import pydantic
 
@@ -16,9 +16,20 @@ from agentops_assets.finops.errors import PolicyFileError
 from agentops_assets.finops.policy_file import PolicyEntry, read_entries
 
 ANY_AGENT = "*"
+MAX_CAP_USD: Final = 1e9
+
+
+def _at_most_max_cap(usd: float) -> float:
+    # A cap of 1e17 is a typo, and figures that large lose their cents in a float.
+    if usd > MAX_CAP_USD:
+        raise ValueError(f"must be at most {MAX_CAP_USD:,.0f} USD (leave it out for no cap)")
+    return usd
+
 
 _Name = Annotated[str, pydantic.Field(min_length=1)]
-_Usd = Annotated[float, pydantic.Field(gt=0, allow_inf_nan=False)]
+_Usd = Annotated[
+    float, pydantic.Field(gt=0, allow_inf_nan=False), pydantic.AfterValidator(_at_most_max_cap)
+]
 
 
 class Budget(PolicyEntry):

@@ -13,6 +13,7 @@ from typing import Final, Literal
 import polars as pl
 
 from agentops_assets.finops.budgets import ANY_AGENT, Budget
+from agentops_assets.finops.formats import EXACT_BELOW
 
 Status = Literal["ok", "warning", "breach"]
 
@@ -320,7 +321,7 @@ def _detail(is_today: pl.Expr) -> pl.Expr:
         pl.lit(" against "),
         cap,
         pl.lit(" ("),
-        (pl.col("pct_of_cap") * 100).round(0).cast(pl.Int64).cast(pl.String),
+        _whole(pl.col("pct_of_cap") * 100),
         pl.lit("%)."),
     )
     forecast = pl.concat_str(
@@ -341,9 +342,19 @@ def _detail(is_today: pl.Expr) -> pl.Expr:
     return pl.when(forecast_warning).then(forecast).otherwise(spent)
 
 
+def _whole(amount: pl.Expr) -> pl.Expr:
+    """``12.6`` -> ``"13"``; from ``EXACT_BELOW`` on, and for inf, ``"1e+17"``."""
+    exact = amount.round(0).cast(pl.Int64, strict=False).cast(pl.String)
+    return pl.when(amount.abs() < EXACT_BELOW).then(exact).otherwise(amount.cast(pl.String))
+
+
 def _usd(amount: pl.Expr) -> pl.Expr:
-    """``1020.0`` -> ``"$1,020.00"``, vectorised (polars has no thousands separator)."""
-    cents = (amount * 100).round(0).cast(pl.Int64)
+    """``1020.0`` -> ``"$1,020.00"``, vectorised (polars has no thousands separator).
+
+    From ``EXACT_BELOW`` on, and for inf, ``"$1e+17"``: cents would not fit an Int64.
+    """
+    # Not strict: rows past the Int64 range take the other branch, but are computed too.
+    cents = (amount * 100).round(0).cast(pl.Int64, strict=False)
     # Group digits from the right: reverse, put a comma after every three, reverse back.
     dollars = (
         (cents.abs() // 100)
@@ -353,6 +364,8 @@ def _usd(amount: pl.Expr) -> pl.Expr:
         .str.strip_suffix(",")
         .str.reverse()
     )
-    sign = pl.when(cents < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    sign = pl.when(amount < 0).then(pl.lit("-")).otherwise(pl.lit(""))
     fraction = (cents.abs() % 100).cast(pl.String).str.zfill(2)
-    return pl.concat_str(sign, pl.lit("$"), dollars, pl.lit("."), fraction)
+    exact = pl.concat_str(sign, pl.lit("$"), dollars, pl.lit("."), fraction)
+    large = pl.concat_str(sign, pl.lit("$"), amount.abs().cast(pl.String))
+    return pl.when(amount.abs() < EXACT_BELOW).then(exact).otherwise(large)

@@ -2,12 +2,17 @@
 
 Policy files are edited by hand and reviewed like code, so an error must point at the line to
 fix: ``policies/budgets.yaml, line 12: daily_usd must be a number greater than 0, got 'ten'.``
+
+A policy file is small and plain: it may not exceed :data:`MAX_POLICY_BYTES`, nest deeper than
+:data:`MAX_DEPTH` levels, or use anchors and aliases (a 400-byte file of nested aliases, the
+"billion laughs", expands to a billion values).
 """
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import pydantic
 import yaml
@@ -15,6 +20,15 @@ import yaml
 from agentops_assets.finops.errors import PolicyFileError
 
 Entry = TypeVar("Entry", bound=pydantic.BaseModel)
+
+MAX_POLICY_BYTES: Final = 256 << 10
+MAX_DEPTH: Final = 20
+# libyaml when PyYAML was built with it: the pure-Python parser needs seconds per 100k values.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A wrong value is quoted in the message, cut short: it may be a list of thousands of items.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = _QUOTE.maxother = 60
+_QUOTE.maxlevel = 2
 
 
 class PolicyEntry(pydantic.BaseModel):
@@ -39,12 +53,9 @@ def read_entries(path: Path, *, section: str, entry: type[Entry]) -> list[tuple[
             invalid. The message names the file and the line.
     """
     name = str(path)
+    text = _read(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise PolicyFileError(name, None, f"cannot be read ({error}).") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(name, text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
@@ -71,6 +82,48 @@ def read_entries(path: Path, *, section: str, entry: type[Entry]) -> list[tuple[
     return [(_line(node), _validate(name, node, entry)) for node in listing.value]
 
 
+def _read(path: Path) -> str:
+    name = str(path)
+    # A FIFO or a device would block or never end; a policy file is a regular file.
+    if not path.is_file():
+        raise PolicyFileError(name, None, "is not a regular file.")
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_POLICY_BYTES + 1)
+        if len(data) > MAX_POLICY_BYTES:
+            raise PolicyFileError(
+                name, None, f"is larger than {MAX_POLICY_BYTES >> 10} KiB; a policy file is small."
+            )
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PolicyFileError(name, None, f"cannot be read ({error}).") from None
+
+
+def _compose(name: str, text: str) -> yaml.Node | None:
+    """The node tree of ``text``, once its events show no anchor, alias or deep nesting.
+
+    The events are checked before anything is composed, so an alias bomb costs one parse.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise PolicyFileError(
+                name,
+                event.start_mark.line + 1,
+                "anchors and aliases (&name, *name, <<) are not allowed in a policy file; "
+                "write each value out.",
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise PolicyFileError(
+                    name, event.start_mark.line + 1, f"nests deeper than {MAX_DEPTH} levels."
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return yaml.compose(text, Loader=_Loader)
+
+
 def _validate(name: str, node: yaml.Node, entry: type[Entry]) -> Entry:
     if not isinstance(node, yaml.MappingNode):
         raise PolicyFileError(name, _line(node), "each entry must be a mapping of key: value.")
@@ -93,12 +146,12 @@ def _sentence(field: str | None, error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     subject = f"'{field}' " if field else ""
     got = error.get("input")
-    suffix = f", got {got!r}" if got is not None and not isinstance(got, dict) else ""
+    suffix = f", got {_QUOTE.repr(got)}" if got is not None and not isinstance(got, dict) else ""
     return f"{subject}{message[0].lower()}{message[1:]}{suffix}."
 
 
 def _value(node: yaml.Node) -> Any:
-    return yaml.SafeLoader(yaml.serialize(node)).get_single_data()
+    return yaml.constructor.SafeConstructor().construct_document(node)
 
 
 def _mapping(name: str, node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:
