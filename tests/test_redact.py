@@ -1,3 +1,5 @@
+import json
+
 import polars as pl
 import pytest
 
@@ -52,3 +54,74 @@ def test_redact_frame_touches_only_matching_cells_of_string_columns() -> None:
     assert out.get_column("n").to_list() == [1, 2, 3]
     only_text = redact_frame(frame, ["text"])
     assert only_text.get_column("other").to_list()[0] == "AKIAIOSFODNN7EXAMPLE"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws_secret_access_key = [REDACTED:aws_secret_key]",
+        ),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7b\n-----END RSA PRIVATE KEY----- ok",
+            "[REDACTED:private_key] ok",
+        ),
+        # A truncated block (no END line) is redacted to the end of its body, not beyond.
+        (
+            '{"k": "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAA\\n", "n": 1}',
+            '{"k": "[REDACTED:private_key]", "n": 1}',
+        ),
+        ("t eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl end", "t [REDACTED:jwt] end"),
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic [REDACTED:basic_auth]"),
+        ("pay sk_live_4eC39HqLyjWDarjtT1zdp7dc", "pay [REDACTED:stripe_key]"),
+        (
+            "mysql://app:S3cret@db:3306/x redis://:r3dis@cache:6379 https://u:p@ss@h.io/",
+            "mysql://app:[REDACTED:url_password]@db:3306/x "
+            "redis://:[REDACTED:url_password]@cache:6379 https://u:[REDACTED:url_password]@h.io/",
+        ),
+        (
+            "password=hunter2 api_key=abc123&secret=s3 token: tk_9",
+            "password=[REDACTED:credential] api_key=[REDACTED:credential]&"
+            "secret=[REDACTED:credential] token: [REDACTED:credential]",
+        ),
+        # JSON stays JSON: a bare number under a credential key becomes a string marker.
+        (
+            '{"password": "pw", "apiKey": 12345, "max_tokens": 9, "bypass": "x"}',
+            '{"password": "[REDACTED:credential]", "apiKey": "[REDACTED:credential]", '
+            '"max_tokens": 9, "bypass": "x"}',
+        ),
+        ("SSN 078-05-1120, not 000-12-3456", "SSN [REDACTED:us_ssn], not 000-12-3456"),
+        (
+            "IBAN DE89 3704 0044 0532 0130 00; bad GB82WEST12345698765431",
+            "IBAN [REDACTED:iban]; bad GB82WEST12345698765431",
+        ),
+        (
+            "+1 415 555 2671, (415) 555-2671, 020 7946 0958, 01 42 68 53 00",
+            "[REDACTED:phone], [REDACTED:phone], [REDACTED:phone], [REDACTED:phone]",
+        ),
+    ],
+)
+def test_new_kinds_are_redacted(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+    assert redact_text(expected) == expected
+
+
+def test_redacted_json_stays_valid_json() -> None:
+    from agentops_assets.telemetry.redact import redact_json
+
+    encoded = json.dumps({"token": 7, "nested": {"note": "call +1 415 555 2671"}, "n": [1, 2]})
+    decoded = json.loads(redact_json(encoded))
+    assert decoded == {
+        "token": "[REDACTED:credential]",
+        "nested": {"note": "call [REDACTED:phone]"},
+        "n": [1, 2],
+    }
+
+
+def test_numeric_key_is_not_a_card_but_a_card_with_separators_is() -> None:
+    from agentops_assets.telemetry.redact import secret_kinds
+
+    assert secret_kinds("4111111111111111", bare_numbers=False) == []
+    assert secret_kinds("4111111111111111") == ["card_number"]
+    assert secret_kinds("4111-1111-1111-1111", bare_numbers=False) == ["card_number"]

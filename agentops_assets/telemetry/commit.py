@@ -1,4 +1,9 @@
-"""Committing parsed landing files: dedup by event_id, then events, quarantine, file records."""
+"""Committing parsed landing files: dedup by event_id, then events, quarantine, file records.
+
+A file is recorded in ``ingested_files`` once all its rows are committed (a large file comes in
+chunks, over several batches). A run killed before that leaves rows of a file it never
+recorded; ``discard_unrecorded`` deletes them before the file is read again.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from datetime import date, datetime
 from typing import Final
 
 import polars as pl
+from deltalake import CommitProperties, DeltaTable
 
 from agentops_assets import lake
 from agentops_assets.config import Paths
@@ -29,7 +35,8 @@ class BatchWriter:
     """Buffers parsed files and commits each batch: events, then quarantine, then file records.
 
     Commits run on one background thread, in order, one batch at a time, so parsing goes on
-    while a batch is written and at most two batches are held in memory.
+    while a batch is written and at most two batches are held in memory. The chunks of a large
+    file add up to one file record, written with the batch that holds its last chunk.
     """
 
     def __init__(self, paths: Paths, ingested_at: datetime) -> None:
@@ -38,6 +45,7 @@ class BatchWriter:
         self.batch: list[ParsedFile] = []
         self.buffered = 0
         self.results: list[FileResult] = []
+        self._open: dict[str, FileResult] = {}  # files whose last chunk is still to come
         self._known_ids = _KnownIds(paths.table_uri(AGENT_EVENTS))
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="agentops-commit")
         self._commit: Future[None] | None = None
@@ -64,7 +72,6 @@ class BatchWriter:
             self._commit = None
 
     def _write(self, batch: list[ParsedFile]) -> None:
-        results = [parsed.result for parsed in batch]
         metadata = {"agentops.operation": "ingest", "agentops.files": str(len(batch))}
         new = self._known_ids.new_events(pl.concat(parsed.events for parsed in batch))
         lake.append(
@@ -75,22 +82,32 @@ class BatchWriter:
             writer=_EVENTS_WRITER,
         )
         self._known_ids.remember(new)
-        quarantine = pl.concat(parsed.quarantine for parsed in batch)
         lake.append(
             self.paths.table_uri(QUARANTINE),
-            _unseen_quarantine(self.paths, quarantine),
+            pl.concat(parsed.quarantine for parsed in batch),
             metadata=metadata,
         )
         new_per_file = dict(new.group_by("source_file").len().iter_rows())
-        for result in results:
-            result.new_rows = new_per_file.get(result.path, 0)
-            result.duplicate_rows = result.good_rows - result.new_rows
-        lake.append(
-            self.paths.table_uri(INGESTED_FILES),
-            _files_frame(results, self.ingested_at),
-            metadata=metadata,
-        )
-        self.results.extend(results)
+        finished = []
+        for parsed in batch:
+            result = self._open.pop(parsed.result.path, None)
+            if result is None:
+                result = parsed.result
+            else:
+                result.add(parsed.result)
+            result.new_rows += new_per_file.pop(result.path, 0)
+            if parsed.final:
+                result.duplicate_rows = result.good_rows - result.new_rows
+                finished.append(result)
+            else:
+                self._open[result.path] = result
+        if finished:
+            lake.append(
+                self.paths.table_uri(INGESTED_FILES),
+                _files_frame(finished, self.ingested_at),
+                metadata=metadata,
+            )
+        self.results.extend(finished)
 
 
 class _KnownIds:
@@ -138,18 +155,79 @@ class _KnownIds:
             self.by_date[day] = ids.get_column("event_id")
 
 
-def _unseen_quarantine(paths: Paths, rows: pl.DataFrame) -> pl.DataFrame:
-    """Drop quarantine rows a crashed earlier run already wrote (same file and record)."""
-    table = lake.scan(paths.table_uri(QUARANTINE))
-    if table is None or rows.is_empty():
-        return rows
-    files = rows.get_column("source_file").unique().to_list()
+def discard_unrecorded(paths: Paths, names: Iterable[str]) -> None:
+    """Delete the rows that interrupted runs stored for these files without recording them.
+
+    The files are about to be read again; without their earlier rows the new read counts every
+    row once, as new or duplicate exactly as a clean run would, and stores no row twice. Rows
+    are an interrupted run's when no file record covers them: events of a path stored after
+    its last record, quarantine rows of a (path, file hash) never recorded.
+    """
+    names = list(names)
+    events = lake.scan(paths.table_uri(AGENT_EVENTS))
+    if not names or events is None:
+        return
+    last: dict[str, datetime] = {}
+    recorded: set[tuple[str, str]] = set()
+    files = lake.scan(paths.table_uri(INGESTED_FILES))
+    if files is not None:
+        seen = files.filter(pl.col("path").is_in(names)).select(
+            "path", "content_hash", "ingested_at"
+        )
+        seen = seen.collect()
+        last = dict(seen.group_by("path").agg(pl.col("ingested_at").max()).iter_rows())
+        recorded = set(seen.select("path", "content_hash").iter_rows())
     stored = (
-        table.filter(pl.col("source_file").is_in(files))
-        .select("source_file", "record_index")
+        events.filter(pl.col("source_file").is_in(names))
+        .group_by("source_file")
+        .agg(pl.col("ingested_at").max())
         .collect()
     )
-    return rows.join(stored, on=["source_file", "record_index"], how="anti")
+    _delete(
+        paths.table_uri(AGENT_EVENTS),
+        [
+            f"source_file = {_sql(path)}"
+            if path not in last
+            else f"(source_file = {_sql(path)} AND ingested_at > {_sql(_iso(last[path]))})"
+            for path, newest in stored.iter_rows()
+            if path not in last or newest > last[path]
+        ],
+    )
+    quarantine = lake.scan(paths.table_uri(QUARANTINE))
+    if quarantine is None:
+        return
+    stored = (
+        quarantine.filter(pl.col("source_file").is_in(names))
+        .select("source_file", "file_hash")
+        .unique()
+        .collect()
+    )
+    _delete(
+        paths.table_uri(QUARANTINE),
+        [
+            f"(source_file = {_sql(path)} AND file_hash = {_sql(file_hash)})"
+            for path, file_hash in stored.iter_rows()
+            if (path, file_hash) not in recorded
+        ],
+    )
+
+
+def _delete(uri: str, clauses: list[str]) -> None:
+    if clauses:
+        DeltaTable(uri).delete(
+            " OR ".join(clauses),
+            commit_properties=CommitProperties(
+                custom_metadata={"agentops.operation": "ingest_discard_unrecorded"}
+            ),
+        )
+
+
+def _sql(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _files_frame(results: Iterable[FileResult], ingested_at: datetime) -> pl.DataFrame:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
+import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -12,10 +14,16 @@ from typing import Final
 import polars as pl
 
 from agentops_assets.telemetry.jsonl import read_jsonl
-from agentops_assets.telemetry.landing import FileContent, LandingFile, read_content
+from agentops_assets.telemetry.landing import (
+    WHOLE_FILE_PROBLEMS,
+    FileContent,
+    LandingFile,
+    content_in_chunks,
+    read_content,
+)
 from agentops_assets.telemetry.otlp import read_otlp
 from agentops_assets.telemetry.parsed import ParsedRecords, Reject
-from agentops_assets.telemetry.redact import redact_frame
+from agentops_assets.telemetry.redact import quarantine_secret_keys, redact_frame
 from agentops_assets.telemetry.schema import (
     EVENT_SCHEMA,
     QUARANTINE_SCHEMA,
@@ -30,7 +38,40 @@ _FILE_PROBLEMS: Final = {
     "binary_file": "The file is binary, not text telemetry.",
     "invalid_gzip": "The file is not a readable gzip stream.",
     "truncated_file": "The gzip stream ends early; the rest of the file could not be read.",
+    "symlink_refused": "The file is a symbolic link; links are never followed, nothing was read.",
+    "not_a_regular_file": "The file is a FIFO, socket or device, not a regular file; not read.",
+    "decompressed_too_large": "The file holds more than {mb:,} MB once decompressed, over the "
+    "AGENTOPS_MAX_DECOMPRESSED_MB limit; none of it was ingested.",
 }
+DEFAULT_MAX_DECOMPRESSED_MB: Final = 2048
+DEFAULT_CHUNK_BYTES: Final = 64 << 20
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How many bytes of one landing file are read: in all, and at once."""
+
+    max_bytes: int = DEFAULT_MAX_DECOMPRESSED_MB << 20  # decompressed; more is quarantined
+    # JSONL text parsed at once: a larger file is read, parsed and committed in chunks of
+    # lines. OTLP JSON is one document, read whole (up to max_bytes).
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+
+    @classmethod
+    def from_env(cls, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> ReadLimits:
+        """Limits with ``max_bytes`` from ``AGENTOPS_MAX_DECOMPRESSED_MB`` (default 2048).
+
+        Raises:
+            ValueError: The variable is not a whole number of megabytes, at least 1.
+        """
+        raw = os.environ.get("AGENTOPS_MAX_DECOMPRESSED_MB", "").strip()
+        if not raw:
+            return cls(chunk_bytes=chunk_bytes)
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(
+                f"AGENTOPS_MAX_DECOMPRESSED_MB must be a whole number of megabytes, at least 1, "
+                f"not {raw!r}."
+            )
+        return cls(int(raw) << 20, chunk_bytes)
 
 
 @dataclass
@@ -50,27 +91,95 @@ class FileResult:
     duration_ms: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
 
+    def add(self, chunk: FileResult) -> None:
+        """Count a later chunk of the same file in."""
+        self.records += chunk.records
+        self.good_rows += chunk.good_rows
+        self.new_rows += chunk.new_rows
+        self.quarantined_rows += chunk.quarantined_rows
+        self.duration_ms += chunk.duration_ms
+        self.reasons.update(chunk.reasons)
+
 
 @dataclass(frozen=True)
 class ParsedFile:
-    result: FileResult
+    """One landing file, or one chunk of a large one, ready to commit."""
+
+    result: FileResult  # the counts of this file or chunk
     events: pl.DataFrame | str  # a frame, or the IPC file a worker process wrote it to
     quarantine: pl.DataFrame
+    final: bool = True  # the whole file, or its last chunk: the file can be recorded
 
 
-def read_file(file: LandingFile, ingested_at: datetime) -> ParsedFile:
-    """Read, validate and redact one landing file; touches no table (runs in a thread)."""
+def read_file(
+    file: LandingFile, ingested_at: datetime, *, limits: ReadLimits = ReadLimits()
+) -> ParsedFile | None:
+    """Read, validate and redact one landing file; touches no table (runs in a thread).
+
+    Returns ``None`` for a JSONL file longer than one chunk: ``read_chunks`` reads it.
+    """
     started = time.perf_counter()
-    content = read_content(file)
-    result = FileResult(
+    chunked = file.source_format == "jsonl" and limits.chunk_bytes < limits.max_bytes
+    if chunked and not file.compressed and file.size > limits.chunk_bytes:
+        return None
+    content = read_content(file, limit=limits.chunk_bytes if chunked else limits.max_bytes)
+    if chunked and content.problem == "decompressed_too_large":
+        return None
+    return _parsed(file, _result(file, content.content_hash), content, ingested_at, limits, started)
+
+
+def read_chunks(
+    file: LandingFile, ingested_at: datetime, *, limits: ReadLimits = ReadLimits()
+) -> Iterator[ParsedFile]:
+    """Read a large JSONL landing file a chunk of lines at a time, within ``limits``.
+
+    The file is measured first: over ``limits.max_bytes`` it is one quarantine row and no
+    chunk is parsed. Line numbers count from the start of the file; the last chunk is final.
+    """
+    started = time.perf_counter()
+    with content_in_chunks(file, limit=limits.max_bytes, chunk_bytes=limits.chunk_bytes) as (
+        measured,
+        chunks,
+    ):
+        result = _result(file, measured.content_hash)
+        if measured.problem in WHOLE_FILE_PROBLEMS:
+            yield _parsed(file, result, measured, ingested_at, limits, started)
+            return
+        line = 0
+        for data, final in chunks:
+            problem = measured.problem if final else None  # truncated_file: the tail
+            content = FileContent(measured.content_hash, data, problem, len(data))
+            piece = dataclasses.replace(result, reasons=Counter())
+            yield _parsed(file, piece, content, ingested_at, limits, started, line, final)
+            line += data.count(b"\n")
+            started = time.perf_counter()
+
+
+def _result(file: LandingFile, content_hash: str) -> FileResult:
+    return FileResult(
         path=file.name,
-        content_hash=hashlib.sha256(content.stored).hexdigest(),
+        content_hash=content_hash,
         size_bytes=file.size,
         modified_at=file.modified_at,
         source_format=file.source_format,
     )
-    parsed = _parse(file, content)
-    checked = validate(parsed.records, now=ingested_at)
+
+
+def _parsed(
+    file: LandingFile,
+    result: FileResult,
+    content: FileContent,
+    ingested_at: datetime,
+    limits: ReadLimits,
+    started: float,
+    first_line: int = 0,
+    final: bool = True,
+) -> ParsedFile:
+    """Validate and redact what was read of a file (all of it, or a chunk of lines)."""
+    parsed = _parse(file, content, limits)
+    if first_line:
+        parsed = _shifted(parsed, first_line)
+    checked = quarantine_secret_keys(validate(parsed.records, now=ingested_at))
     failures = [
         Reject(index, reason, detail, parsed.raw(index), -1)
         for index, reason, detail in checked.failures.iter_rows()
@@ -92,6 +201,18 @@ def read_file(file: LandingFile, ingested_at: datetime) -> ParsedFile:
         result,
         redact_frame(events.select(EVENT_SCHEMA.names()), TEXT_FIELDS),
         redact_frame(quarantine, ["raw_text", "detail"]),
+        final,
+    )
+
+
+def _shifted(parsed: ParsedRecords, lines: int) -> ParsedRecords:
+    """Records of a chunk numbered from the start of the file: ``lines`` lines come before."""
+    raw = parsed.raw
+    return ParsedRecords(
+        parsed.records.with_columns(pl.col("_index") + lines),
+        [dataclasses.replace(r, index=r.index + lines) for r in parsed.rejects],
+        lambda index: raw(index - lines),
+        parsed.records_read,
     )
 
 
@@ -116,13 +237,14 @@ def _quarantine_frame(
     )
 
 
-def _parse(file: LandingFile, content: FileContent) -> ParsedRecords:
+def _parse(file: LandingFile, content: FileContent, limits: ReadLimits) -> ParsedRecords:
     problem = content.problem
-    if problem in ("binary_file", "invalid_gzip") or (
+    if problem in WHOLE_FILE_PROBLEMS or (
         problem == "truncated_file" and file.source_format != "jsonl"
     ):
         raw = content.data[:RAW_TEXT_LIMIT].decode("utf-8", errors="backslashreplace")
-        reject = Reject(0, problem, _FILE_PROBLEMS[problem], raw, len(content.data))
+        detail = _FILE_PROBLEMS[problem].format(mb=limits.max_bytes >> 20)
+        reject = Reject(0, problem, detail, raw, content.size)
         return ParsedRecords(RAW_SCHEMA.to_frame(), [reject], records_read=1)
     data = content.data
     tail = b""

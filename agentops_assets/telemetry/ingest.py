@@ -5,16 +5,19 @@ when re-sent in another file; every record read is either stored or quarantined 
 reason; secrets are redacted before the write; landing files are never modified.
 
 Crash safety: each table is written in whole Delta commits, events first, then quarantine,
-then the file record. A run killed in between leaves the file unrecorded, so the next run
-reads it again; events are skipped by ``event_id`` and quarantine rows by (file, record), so
-it ends with exactly the rows a clean run would have written.
+then the file record, written once the file's last row is committed. A run killed in between
+leaves the file unrecorded, so the next run reads it again, after deleting the rows the killed
+run stored for it: every table ends as a clean run's would, ``ingested_files`` included.
+
+Bounded: a file that decompresses to more than ``AGENTOPS_MAX_DECOMPRESSED_MB`` is quarantined
+unread (``decompressed_too_large``) and recorded; a large JSONL file is decompressed, parsed and
+committed a chunk of lines at a time, so memory does not grow with the file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import multiprocessing
 import os
 import tempfile
@@ -30,9 +33,16 @@ import polars as pl
 
 from agentops_assets import lake
 from agentops_assets.config import Paths
-from agentops_assets.telemetry.commit import BatchWriter
-from agentops_assets.telemetry.files import FileResult, ParsedFile, read_file
-from agentops_assets.telemetry.landing import LandingFile, discover, pending_files
+from agentops_assets.telemetry.commit import BatchWriter, discard_unrecorded
+from agentops_assets.telemetry.files import (
+    DEFAULT_CHUNK_BYTES,
+    FileResult,
+    ParsedFile,
+    ReadLimits,
+    read_chunks,
+    read_file,
+)
+from agentops_assets.telemetry.landing import LandingFile, discover, file_digest, pending_files
 from agentops_assets.telemetry.schema import AGENT_EVENTS, INGESTED_FILES
 
 DEFAULT_BATCH_ROWS: Final = 200_000  # events buffered before a commit; bounds memory
@@ -76,6 +86,7 @@ def ingest_landing(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     now: datetime | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> IngestReport:
     """Ingest every landing file not ingested before.
 
@@ -87,17 +98,24 @@ def ingest_landing(
         batch_rows: Events buffered before they are committed; bounds peak memory.
         progress: Called after each file with (files done, files to do, events read).
         now: The ingestion time (tests pin it); future timestamps are judged against it.
+        chunk_bytes: JSONL text parsed at once; a larger file is read in chunks of lines.
+
+    Raises:
+        ValueError: ``AGENTOPS_MAX_DECOMPRESSED_MB`` is not a whole number of megabytes.
     """
     started = time.perf_counter()
+    limits = ReadLimits.from_env(chunk_bytes=chunk_bytes)
     with lake.writer_lock(paths, AGENT_EVENTS):
         ingested_at = now or datetime.now(UTC)
         todo, skipped = _pending(paths, discover(paths.landing))
+        discard_unrecorded(paths, [file.name for file in todo])
         writer = BatchWriter(paths, ingested_at)
-        read = 0
+        read = done = 0
         try:
-            for done, parsed in enumerate(_read_ahead(todo, ingested_at), start=1):
+            for parsed in _read_ahead(todo, ingested_at, limits):
                 writer.add(parsed)
                 read += parsed.result.records
+                done += parsed.final
                 if writer.buffered >= batch_rows:
                     writer.flush()
                 if progress:
@@ -107,13 +125,16 @@ def ingest_landing(
     return IngestReport(writer.results, skipped, time.perf_counter() - started)
 
 
-def _read_ahead(files: list[LandingFile], ingested_at: datetime) -> Iterator[ParsedFile]:
+def _read_ahead(
+    files: list[LandingFile], ingested_at: datetime, limits: ReadLimits
+) -> Iterator[ParsedFile]:
     """Parse files in parallel, yielded in order, a bounded window ahead of the writer.
 
     JSONL parses in threads: file reads, hashing and polars release the GIL. The OTLP reader
     is Python walking span trees, which holds the GIL, so a large OTLP landing parses in worker
     processes instead (starting them costs about a second). Workers hand their rows back as
     Arrow IPC files in a scratch folder, which is cheaper than pickling them through a pipe.
+    A JSONL file larger than a chunk is read here, one chunk at a time, when its turn comes.
     """
     workers = max(1, min(os.cpu_count() or 1, MAX_WORKERS))
     otlp_bytes = sum(f.size for f in files if f.source_format == "otlp_json")
@@ -124,21 +145,35 @@ def _read_ahead(files: list[LandingFile], ingested_at: datetime) -> Iterator[Par
             spawn = multiprocessing.get_context("spawn")
             processes = stack.enter_context(ProcessPoolExecutor(workers, mp_context=spawn))
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="agentops-ingest-"))
-        window: deque[Future[ParsedFile]] = deque()
+        window: deque[tuple[LandingFile, Future[ParsedFile | None]]] = deque()
+
+        def ready() -> Iterator[ParsedFile]:
+            file, future = window.popleft()
+            parsed = future.result()
+            if parsed is None:
+                yield from read_chunks(file, ingested_at, limits=limits)
+            else:
+                yield _loaded(parsed)
+
         for file in files:
             if processes is not None and file.source_format == "otlp_json":
-                window.append(processes.submit(_read_file_to_ipc, file, ingested_at, scratch))
+                future = processes.submit(_read_file_to_ipc, file, ingested_at, limits, scratch)
             else:
-                window.append(threads.submit(read_file, file, ingested_at))
+                future = threads.submit(read_file, file, ingested_at, limits=limits)
+            window.append((file, future))
             if len(window) > 2 * workers:
-                yield _loaded(window.popleft().result())
+                yield from ready()
         while window:
-            yield _loaded(window.popleft().result())
+            yield from ready()
 
 
-def _read_file_to_ipc(file: LandingFile, ingested_at: datetime, scratch: str) -> ParsedFile:
+def _read_file_to_ipc(
+    file: LandingFile, ingested_at: datetime, limits: ReadLimits, scratch: str
+) -> ParsedFile | None:
     """``read_file`` in a worker process; the events go back as an IPC file path."""
-    parsed = read_file(file, ingested_at)
+    parsed = read_file(file, ingested_at, limits=limits)
+    if parsed is None:
+        return None
     fd, path = tempfile.mkstemp(suffix=".arrow", dir=scratch)
     with os.fdopen(fd, "wb") as out:
         parsed.events.write_ipc(out, compression="uncompressed")
@@ -178,7 +213,6 @@ def _pending(paths: Paths, files: list[LandingFile]) -> tuple[list[LandingFile],
         file
         for file in pending_files(files, stamps)
         # A touched file with unchanged content is not new.
-        if file.name not in recorded
-        or (file.name, hashlib.sha256(file.path.read_bytes()).hexdigest()) not in hashes
+        if file.name not in recorded or (file.name, file_digest(file)) not in hashes
     ]
     return todo, len(files) - len(todo)

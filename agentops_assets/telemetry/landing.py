@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import itertools
+import os
+import stat
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import BinaryIO, Final, Literal
+
+from memory.redaction import redact_text
 
 SourceFormat = Literal["jsonl", "otlp_json"]
 _SUFFIXES: Final[dict[str, SourceFormat]] = {
@@ -23,11 +31,15 @@ class LandingFile:
     """A file in the landing folder, as found on disk."""
 
     path: Path
-    name: str  # path relative to the landing folder, with forward slashes
+    # Path relative to the landing folder, with forward slashes; a byte of the name that is not
+    # UTF-8 is written \xNN, the same way on every run, so tables can hold the name.
+    name: str
     size: int
     mtime_ns: int
     source_format: SourceFormat
     compressed: bool
+    problem: str | None = None  # symlink_refused, not_a_regular_file: known before any read
+    root: Path | None = None  # the landing folder; the file is opened by walking down from it
 
     @property
     def modified_at(self) -> datetime:
@@ -47,60 +59,290 @@ def landing_format(path: Path) -> tuple[SourceFormat, bool] | None:
 
 
 def discover(landing: Path) -> list[LandingFile]:
-    """Every landing file the platform can read, sorted by name.
+    """Every landing file the platform can read, or must refuse, sorted by name.
 
     Hidden files and folders (a leading dot) are skipped: producers write there first and
-    rename into place, so a half-written file is never picked up.
+    rename into place, so a half-written file is never picked up. Links are never followed: a
+    linked folder is not entered, and a link or special file (FIFO, socket, device) with a
+    landing file's name is listed with its ``problem``, to be recorded and never read.
     """
     if not landing.is_dir():
         return []
     found = []
-    for path in landing.rglob("*"):
-        relative = path.relative_to(landing)
-        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-            continue
-        kind = landing_format(path)
+    for parts, entry in _entries(landing, ()):
+        kind = landing_format(Path(entry.name))
         if kind is None:
             continue
-        stat = path.stat()
-        found.append(LandingFile(path, relative.as_posix(), stat.st_size, stat.st_mtime_ns, *kind))
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # removed since the folder was listed
+            continue
+        problem = None
+        if stat.S_ISLNK(info.st_mode):
+            problem = "symlink_refused"
+        elif not stat.S_ISREG(info.st_mode):
+            problem = "not_a_regular_file"
+        # Names are stored (tables, statistics, metadata): a secret in one is redacted here, so
+        # every table and the "already ingested?" check see the same name.
+        name = redact_text(os.fsencode("/".join(parts)).decode("utf-8", errors="backslashreplace"))
+        path = Path(entry.path)
+        found.append(
+            LandingFile(path, name, info.st_size, info.st_mtime_ns, *kind, problem, landing)
+        )
     return sorted(found, key=lambda f: f.name)
+
+
+def _entries(folder: Path, parts: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], os.DirEntry]]:
+    """Entries under ``folder`` that are not folders, without entering linked folders."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _entries(Path(entry.path), (*parts, entry.name))
+        else:
+            yield (*parts, entry.name), entry
+
+
+class RefusedFile(Exception):
+    """A landing entry that is not read: a link, or not a regular file."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+_OPEN_DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO put in place since discovery must not wait for a writer.
+_OPEN_FILE: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def open_landing(file: LandingFile) -> BinaryIO:
+    """Open a landing file to read, following no link on the way down from the landing folder.
+
+    The open itself checks what it opened, so a file swapped for a link or a FIFO after
+    discovery is refused too.
+
+    Raises:
+        RefusedFile: the file, or a folder on its path, is a link, or it is not a regular file.
+    """
+    if file.problem:
+        raise RefusedFile(file.problem)
+    root = file.root or file.path.parent
+    parts = file.path.relative_to(root).parts
+    folder = os.open(root, _OPEN_DIR)  # the landing folder itself may be a link: configuration
+    try:
+        for part in parts[:-1]:
+            try:
+                inner = os.open(part, _OPEN_DIR | os.O_NOFOLLOW, dir_fd=folder)
+            except NotADirectoryError:
+                if stat.S_ISLNK(os.stat(part, dir_fd=folder, follow_symlinks=False).st_mode):
+                    raise RefusedFile("symlink_refused") from None
+                raise
+            os.close(folder)
+            folder = inner
+        try:
+            fd = os.open(parts[-1], _OPEN_FILE, dir_fd=folder)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise RefusedFile("symlink_refused") from None
+            raise
+    finally:
+        os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RefusedFile("not_a_regular_file")
+    return os.fdopen(fd, "rb")
+
+
+def file_digest(file: LandingFile) -> str:
+    """SHA-256 of a landing file's stored bytes, read in chunks; of no bytes if refused."""
+    try:
+        with open_landing(file) as stream:
+            return hashlib.file_digest(stream, "sha256").hexdigest()
+    except RefusedFile:
+        return hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True)
 class FileContent:
-    """A landing file's bytes as stored, and decompressed; ``problem`` says what went wrong."""
+    """A landing file's decompressed bytes, the hash of its stored bytes, and what went wrong."""
 
-    stored: bytes
-    data: bytes
-    problem: str | None = None  # truncated_file, invalid_gzip, binary_file
-
-
-def read_content(file: LandingFile) -> FileContent:
-    """Read a landing file whole; a gzip stream cut short yields what could be read."""
-    stored = file.path.read_bytes()
-    if not file.compressed and not stored.startswith(_GZIP_MAGIC):
-        return FileContent(stored, stored, "binary_file" if _is_binary(stored) else None)
-    data, problem = _gunzip(stored)
-    if problem is None and _is_binary(data):
-        problem = "binary_file"
-    return FileContent(stored, data, problem)
+    content_hash: str  # sha256 of the file as stored (compressed or not)
+    data: bytes  # the decompressed bytes; only the first ones when they were not all kept
+    # truncated_file, invalid_gzip, binary_file, decompressed_too_large (data is its start);
+    # symlink_refused, not_a_regular_file (not read)
+    problem: str | None = None
+    size: int = 0  # decompressed bytes read, all of them unless the limit stopped the read
 
 
-def _gunzip(stored: bytes) -> tuple[bytes, str | None]:
+_BLOCK: Final = 4 << 20  # stored bytes read at a time
+_PIECE: Final = 4 << 20  # decompressed bytes made at a time: all a gzip bomb gets at once
+_HEAD: Final = 65_536  # decompressed bytes kept when the rest is not: the binary test, raw text
+_NO_BYTES_HASH: Final = hashlib.sha256(b"").hexdigest()
+# Problems that leave nothing to parse: the file is one quarantine row.
+WHOLE_FILE_PROBLEMS: Final = frozenset(
+    {
+        "binary_file",
+        "invalid_gzip",
+        "decompressed_too_large",
+        "symlink_refused",
+        "not_a_regular_file",
+    }
+)
+
+
+def read_content(file: LandingFile, *, limit: int, keep: bool = True) -> FileContent:
+    """Read a landing file whole; a gzip stream cut short yields what could be read.
+
+    Args:
+        file: The landing file.
+        limit: Most decompressed bytes read; past it the read stops, and the content is only
+            its first bytes with problem ``decompressed_too_large``.
+        keep: Keep the bytes; without it only the first ones are kept (to measure a file).
+    """
+    try:
+        with open_landing(file) as stream:
+            return _read(stream, file.compressed, limit=limit, keep=keep)
+    except RefusedFile as refused:
+        return FileContent(_NO_BYTES_HASH, b"", refused.problem)
+
+
+@contextmanager
+def content_in_chunks(
+    file: LandingFile, *, limit: int, chunk_bytes: int
+) -> Iterator[tuple[FileContent, Iterator[tuple[bytes, bool]]]]:
+    """A landing file measured first (hash, size, problem), then its bytes in line-aligned chunks.
+
+    Both passes read one open file, so they see the same bytes. Chunks end after a newline
+    (the last one ends where the file does) and hold about ``chunk_bytes``; a line longer than
+    that is one chunk. Each comes with whether it is the last. A file with a problem in
+    ``WHOLE_FILE_PROBLEMS`` yields no chunk.
+    """
+    try:
+        stream = open_landing(file)
+    except RefusedFile as refused:
+        yield FileContent(_NO_BYTES_HASH, b"", refused.problem), iter(())
+        return
+    with stream:
+        measured = _read(stream, file.compressed, limit=limit, keep=False)
+        if measured.problem in WHOLE_FILE_PROBLEMS:
+            yield measured, iter(())
+            return
+        stream.seek(0)
+        yield measured, _line_chunks(_Decoded(stream, compressed=file.compressed), chunk_bytes)
+
+
+def _read(stream: BinaryIO, compressed: bool, *, limit: int, keep: bool) -> FileContent:
+    stored_size = os.fstat(stream.fileno()).st_size
+    whole = keep and stored_size <= limit
+    if whole and not compressed:
+        data = stream.read()  # the common case: one read, no copies
+        if len(data) <= limit and not data.startswith(_GZIP_MAGIC):
+            problem = "binary_file" if _is_binary(data) else None
+            return FileContent(hashlib.sha256(data).hexdigest(), data, problem, len(data))
+        stream.seek(0)
+    if whole:  # read and inflated in one go, as fast as a plain gunzip; the limit still holds
+        decoded = _Decoded(stream, compressed=compressed, block=stored_size + 1, piece=limit + 1)
+    else:
+        decoded = _Decoded(stream, compressed=compressed)
     parts: list[bytes] = []
-    rest = stored
-    while rest:
-        stream = zlib.decompressobj(wbits=31)
-        try:
-            parts.append(stream.decompress(rest))
-        except zlib.error:
-            return b"".join(parts), "invalid_gzip" if not parts else "truncated_file"
-        if not stream.eof:
-            parts.append(stream.flush())
-            return b"".join(parts), "truncated_file"
-        rest = stream.unused_data  # concatenated gzip members
-    return b"".join(parts), None
+    head = b""
+    for piece in decoded:
+        if len(head) < _HEAD:
+            head += piece[: _HEAD - len(head)]
+        if decoded.size > limit:
+            return FileContent(decoded.finish(), head, "decompressed_too_large", decoded.size)
+        if keep:
+            parts.append(piece)
+    problem = decoded.problem
+    if problem is None and _is_binary(head):
+        problem = "binary_file"
+    data = b"".join(parts) if keep else head
+    return FileContent(decoded.finish(), data, problem, decoded.size)
+
+
+class _Decoded:
+    """The decompressed bytes of an open landing file, a bounded piece at a time.
+
+    The stored bytes are hashed as they are read. ``problem`` (truncated_file, invalid_gzip)
+    is known once the pieces run out.
+    """
+
+    def __init__(
+        self, stream: BinaryIO, *, compressed: bool, block: int = _BLOCK, piece: int = _PIECE
+    ) -> None:
+        self.stream = stream
+        self.compressed = compressed
+        self.block, self.piece = block, piece
+        self.digest = hashlib.sha256()
+        self.problem: str | None = None
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        blocks = self._blocks()
+        first = next(blocks, b"")
+        stored = itertools.chain([first], blocks)
+        gzip = self.compressed or first.startswith(_GZIP_MAGIC)
+        for piece in self._gunzip(stored) if gzip else stored:
+            self.size += len(piece)
+            yield piece
+
+    def finish(self) -> str:
+        """The stored bytes' hash, after reading what is left of them."""
+        for _ in self._blocks():
+            pass
+        return self.digest.hexdigest()
+
+    def _blocks(self) -> Iterator[bytes]:
+        while block := self.stream.read(self.block):
+            self.digest.update(block)
+            yield block
+
+    def _gunzip(self, stored: Iterator[bytes]) -> Iterator[bytes]:
+        """Concatenated gzip members, inflated at most ``self.piece`` bytes at a time."""
+        member = zlib.decompressobj(wbits=31)
+        started = exhausted = False  # started: the member has had input
+        data = b""
+        while True:
+            if not data and not exhausted:
+                data = next(stored, b"")
+                exhausted = not data
+            if exhausted and not started:
+                return
+            started = True
+            try:
+                out = member.decompress(data, self.piece)
+            except zlib.error:
+                self.problem = "truncated_file" if self.size else "invalid_gzip"
+                return
+            if out:
+                yield out
+            if member.eof:  # the next member, if any bytes are left
+                data, member, started = member.unused_data, zlib.decompressobj(wbits=31), False
+            else:
+                data = member.unconsumed_tail
+                if exhausted and not data and not out:  # the input ends inside a member
+                    self.problem = "truncated_file"
+                    return
+
+
+def _line_chunks(pieces: Iterator[bytes], chunk_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """(chunk, last) pairs; there is always a last chunk, empty when nothing is left for it."""
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) >= chunk_bytes:
+            cut = buffer.rfind(b"\n", 0, chunk_bytes) + 1 or buffer.find(b"\n", chunk_bytes) + 1
+            if not cut:
+                break  # a line longer than a chunk: wait for its end
+            yield bytes(buffer[:cut]), False
+            del buffer[:cut]
+    yield bytes(buffer), True
 
 
 def _is_binary(data: bytes) -> bool:

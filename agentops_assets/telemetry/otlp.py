@@ -17,18 +17,20 @@ import contextlib
 import gc
 import math
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, Final
 
 import orjson
 import polars as pl
 
-from agentops_assets.telemetry.parsed import ParsedRecords, Reject
+from agentops_assets.telemetry.parsed import MAX_RECORD_BYTES, ParsedRecords, Reject
 from agentops_assets.telemetry.schema import FIELDS, RAW_SCHEMA
 
 __all__ = ["read_otlp"]
 
 _FLUSH_ROWS: Final = 4096  # span tuples held before they are moved into column lists
+_RAW_KEPT: Final = 65_536  # characters of an oversized span kept as its raw text
 
 # --- AnyValue ----------------------------------------------------------------------------------
 
@@ -101,8 +103,21 @@ def _any(value: Any) -> Any:
     return value or None  # not an AnyValue: keep a non-empty object as it is
 
 
+class _DuplicateKey(ValueError):
+    """An attribute list names one key twice: a dict would keep only one of the values."""
+
+    def __init__(self, items: list[Any]) -> None:
+        keys = Counter(kv.get("key") for kv in items if type(kv) is dict)
+        self.keys = [str(k) for k, n in keys.items() if n > 1]
+        super().__init__(", ".join(map(repr, self.keys)))
+
+
 def _attributes(items: Any) -> dict[str, Any]:
-    """Decode an OTLP attribute list ``[{key, value: AnyValue}]`` into a dict."""
+    """Decode an OTLP attribute list ``[{key, value: AnyValue}]`` into a dict.
+
+    Raises:
+        _DuplicateKey: a key appears twice in the list.
+    """
     if not items:
         return {}
     out: dict[str, Any] = {}
@@ -111,9 +126,11 @@ def _attributes(items: Any) -> dict[str, Any]:
             v = kv["value"]
             s = v.get("stringValue")
             out[kv["key"]] = s if s is not None else _any(v)
-        return out
     except (KeyError, TypeError, AttributeError):
         return _attributes_lenient(items)
+    if len(out) != len(items):
+        raise _DuplicateKey(items)
+    return out
 
 
 def _span_attributes(items: Any) -> tuple[dict[str, Any], list[str] | None]:
@@ -140,6 +157,8 @@ def _span_attributes(items: Any) -> tuple[dict[str, Any], list[str] | None]:
                 attrs[kv["key"]] = x
         except (KeyError, TypeError, AttributeError):
             return _attributes_lenient(items), None
+        if len(attrs) != len(items):
+            raise _DuplicateKey(items)
     return attrs, ints
 
 
@@ -156,6 +175,8 @@ def _attributes_lenient(items: Any) -> dict[str, Any]:
             out[kv["key"]] = _any(kv.get("value"))
         else:
             malformed.append(kv)
+    if len(out) + len(malformed) != len(items):
+        raise _DuplicateKey(items)
     if malformed:
         out["_malformed_attributes"] = malformed
     return out
@@ -286,6 +307,7 @@ def _walk(request: dict[str, Any]) -> Iterator[tuple[Any, Any, Any, str | None]]
                 yield rs, ss, span, None
 
 
+_TWICE: Final = "appears more than once; which value is meant is unclear"
 _STRUCTURE_DETAIL: Final = {
     "invalid_structure": "expected a list of resourceSpans, scopeSpans or spans here",
     "not_an_object": "expected a JSON object here",
@@ -389,9 +411,17 @@ _MAPPED_KEYS: Final = frozenset(
 class _Scope:
     """What every span of one scopeSpans shares: resource attributes and scope identity."""
 
-    __slots__ = ("mapped", "extra")
+    __slots__ = ("mapped", "extra", "problem")
 
     def __init__(self, rs: dict[str, Any], ss: dict[str, Any]) -> None:
+        self.problem = None  # a reason every span of the scope is rejected for
+        try:
+            self._read(rs, ss)
+        except _DuplicateKey as error:
+            self.mapped, self.extra = {}, {}
+            self.problem = f"resource or scope attribute {error} {_TWICE}"
+
+    def _read(self, rs: dict[str, Any], ss: dict[str, Any]) -> None:
         resource = rs.get("resource")
         attrs = _attributes(resource.get("attributes")) if type(resource) is dict else {}
         self.mapped = {k: v for k, v in attrs.items() if k in _MAPPED_KEYS}
@@ -755,7 +785,13 @@ class _Reader:
                 if ss is not last_ss:
                     scope = _Scope(rs, ss)
                     last_ss = ss
-                out = _map_span(item, scope)
+                if scope.problem:
+                    self.reject("duplicate_key", where + scope.problem, item)
+                    continue
+                try:
+                    out = _map_span(item, scope)
+                except _DuplicateKey as error:
+                    out = ("duplicate_key", f"span attribute {error} {_TWICE}")
                 if len(out) == 2:
                     self.reject(out[0], where + out[1], item)
                     continue
@@ -782,12 +818,32 @@ class _Reader:
         records = pl.DataFrame(series, schema=RAW_SCHEMA).with_columns(
             _duration_ms(start=pl.col("ts"), end=pl.col("duration_ms"))
         )
+        raw = _RawLookup(self.body, self.chunk_firsts, self.chunk_refs)
+        records = self._without_oversized(records, raw)
         return ParsedRecords(
-            records=records,
-            rejects=self.rejects,
-            raw=_RawLookup(self.body, self.chunk_firsts, self.chunk_refs),
-            records_read=self.index,
+            records=records, rejects=self.rejects, raw=raw, records_read=self.index
         )
+
+    def _without_oversized(self, records: pl.DataFrame, raw: _RawLookup) -> pl.DataFrame:
+        """Records less spans over ``MAX_RECORD_BYTES`` of text, which become rejects.
+
+        A span is measured by the text it would store (every column, attributes included):
+        cheap in polars, and within a few bytes of its JSON size.
+        """
+        size = records.select(
+            pl.sum_horizontal(pl.col(pl.String).str.len_bytes()).alias("size"), "_index"
+        )
+        large = size.filter(pl.col("size") > MAX_RECORD_BYTES)
+        if large.is_empty():
+            return records
+        for size_bytes, index in large.iter_rows():
+            detail = (
+                f"The span has {size_bytes:,} bytes of text; records are limited to "
+                f"{MAX_RECORD_BYTES:,} bytes."
+            )
+            text = raw(index)[:_RAW_KEPT]
+            self.rejects.append(Reject(index, "record_too_large", detail, text, size_bytes))
+        return records.filter(pl.col("_index").is_in(large.get_column("_index")).not_())
 
 
 def _duration_ms(*, start: pl.Expr, end: pl.Expr) -> pl.Expr:

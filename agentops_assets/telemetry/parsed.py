@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 import orjson
 import polars as pl
+
+MAX_RECORD_BYTES: Final = 1 << 20  # a larger record (JSONL line, OTLP span) is quarantined
 
 
 @dataclass(frozen=True)
@@ -40,17 +43,26 @@ class ParsedRecords:
 def merge_into_attributes(
     frame: pl.DataFrame, rows: list[int], extras: list[dict[str, object]]
 ) -> pl.DataFrame:
-    """Merge ``extras[i]`` into the JSON ``attributes`` of row ``rows[i]``, so nothing is lost."""
+    """Merge ``extras[i]`` into the JSON ``attributes`` of row ``rows[i]``, so nothing is lost.
+
+    Extras are appended to the object's text, so what the producer sent stays as sent, a key
+    sent twice or a key that is also an extra included. Values may be ``orjson.Fragment``.
+    """
     column = frame.get_column("attributes")
     merged = []
     for text, extra in zip(column.gather(rows).to_list(), extras, strict=True):
-        base: object = {}
+        added = orjson.dumps(extra, default=str).decode()
+        base: object = None
         if text:
             try:
                 base = orjson.loads(text)
             except orjson.JSONDecodeError:
                 base = text
-        if not isinstance(base, dict):
-            base = {"attributes": base}
-        merged.append(orjson.dumps({**base, **extra}, default=str).decode())
+        if isinstance(base, dict) and base:
+            body = text.rstrip()
+            merged.append(body if added == "{}" else f"{body[:-1]}, {added[1:]}")
+        elif base is None or base == {}:
+            merged.append(added)
+        else:
+            merged.append(orjson.dumps({"attributes": base, **extra}, default=str).decode())
     return frame.with_columns(column.scatter(rows, pl.Series(merged, dtype=pl.String)))

@@ -1,90 +1,105 @@
-"""Redaction of secrets and personal data before text reaches any table.
+"""Redaction before telemetry reaches a table, and the policy for secrets in identifiers.
 
-Each pattern is written in the syntax shared by Python's ``re`` and Rust's ``regex`` (no
-look-around), so one combined pattern screens whole columns in polars and only the cells
-that match are rewritten in Python. Card numbers are confirmed with the Luhn checksum.
+The engine (patterns, checks, the polars prefilter) lives in ``memory.redaction`` so that the
+memory library, which imports nothing of ``agentops_assets``, screens what it stores with the
+same rules; it is re-exported here. Free text and labels are redacted in place
+(``schema.TEXT_FIELDS``); a secret in a key column (``schema.KEY_FIELDS``) sends the record
+to quarantine instead, since a redacted key would merge distinct events, traces or agents.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Final
 
 import polars as pl
 
-# Order matters: more specific keys first (an Anthropic key also starts with "sk-").
-_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
-    ("anthropic_key", r"sk-ant-[A-Za-z0-9_\-]{20,}"),
-    ("openai_key", r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-    ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
-    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}\b"),
-    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
-    ("bearer_token", r"(?i:bearer)\s+[A-Za-z0-9\-._~+/]{16,}=*"),
-    ("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"),
-    # Issuer prefixes of Visa, Mastercard, Amex, Discover, JCB and Diners keep timestamps and
-    # ids (which start with 1) out; the Luhn checksum confirms the rest.
-    (
-        "card_number",
-        r"\b(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|3[47]\d{2}|3(?:0[0-5]|[568]\d)\d|6(?:011|5\d{2}|4[4-9]\d))"
-        r"(?:[ \-]?\d){9,15}\b",
-    ),
+from agentops_assets.telemetry.schema import KEY_FIELDS, LABEL_FIELDS
+from agentops_assets.telemetry.validate import Validated
+from memory import redaction
+from memory.redaction import (
+    DETECT,
+    KINDS,
+    flag_cells,
+    redact_json,
+    redact_text,
+    secret_kinds,
 )
 
-DETECT: Final = "|".join(f"(?:{pattern})" for _, pattern in _PATTERNS)
-_COMPILED: Final = tuple((name, re.compile(pattern)) for name, pattern in _PATTERNS)
+SECRET_IN_IDENTIFIER: Final = "secret_in_identifier"
+
+__all__ = [
+    "DETECT",
+    "KINDS",
+    "SECRET_IN_IDENTIFIER",
+    "flag_cells",
+    "quarantine_secret_keys",
+    "redact_frame",
+    "redact_json",
+    "redact_text",
+    "secret_kinds",
+]
 
 
-def _luhn_ok(candidate: str) -> bool:
-    digits = [int(c) for c in candidate if c.isdigit()]
-    if not 13 <= len(digits) <= 19:
-        return False
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        if position % 2:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
+def redact_frame(
+    frame: pl.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    labels: Sequence[str] = LABEL_FIELDS,
+) -> pl.DataFrame:
+    """``memory.redaction.redact_frame``, screening telemetry's repeated labels once per value."""
+    return redaction.redact_frame(frame, columns, labels=labels)
 
 
-def _marker(name: str):
-    marker = f"[REDACTED:{name}]"
-    if name == "card_number":
-        return lambda match: marker if _luhn_ok(match.group(0)) else match.group(0)
-    if name == "bearer_token":
-        return lambda match: f"Bearer {marker}"
-    return lambda match: marker
+def quarantine_secret_keys(checked: Validated) -> Validated:
+    """Move rows whose key column holds a secret from ``rows`` to ``failures``.
 
-
-_REPLACERS: Final = tuple((pattern, _marker(name)) for name, pattern in _COMPILED)
-
-
-def redact_text(text: str) -> str:
-    """Replace secrets and personal data in ``text`` with markers like ``[REDACTED:email]``."""
-    for pattern, replace in _REPLACERS:
-        text = pattern.sub(replace, text)
-    return text
-
-
-def redact_frame(frame: pl.DataFrame, columns: Sequence[str] | None = None) -> pl.DataFrame:
-    """Redact every string column (or ``columns``) of ``frame``.
-
-    One vectorised pass finds the cells that may hold a secret; only those are rewritten.
+    The detail names the column and the kind of secret, never the value. A key made of digits
+    alone is not taken for a card number (numeric ids pass the Luhn check one time in ten).
     """
-    names = [c for c in columns or frame.columns if frame.schema[c] == pl.String]
-    if not names or frame.is_empty():
-        return frame
-    hits = frame.select(pl.col(names).str.contains(DETECT).fill_null(False))
-    updates = []
-    for name in names:
-        mask = hits.get_column(name)
-        if not mask.any():
-            continue
-        column = frame.get_column(name)
-        rows = mask.arg_true()
-        fixed = pl.Series([redact_text(v) for v in column.gather(rows)], dtype=pl.String)
-        updates.append(column.scatter(rows, fixed))
-    return frame.with_columns(updates) if updates else frame
+    rows = checked.rows
+    names = [name for name in KEY_FIELDS if name in rows.columns]
+    if rows.is_empty() or not names:
+        return checked
+    masks = [_suspect_keys(rows.get_column(name), repeated=name in LABEL_FIELDS) for name in names]
+    masks = [mask for mask in masks if mask is not None]
+    if not masks:
+        return checked
+    flagged = pl.select(pl.any_horizontal(masks)).to_series()
+    indexes, details = [], []
+    for row in rows.filter(flagged).select("_index", *names).iter_rows(named=True):
+        for name in names:
+            kinds = secret_kinds(row[name], bare_numbers=False) if row[name] else []
+            if kinds:
+                indexes.append(row["_index"])
+                details.append(
+                    f"{name} holds what looks like a secret ({', '.join(kinds)}); the record "
+                    "is kept here, redacted, so that the value is never stored as a key."
+                )
+                break
+    if not indexes:
+        return checked
+    failures = pl.DataFrame(
+        {"_index": indexes, "reason": SECRET_IN_IDENTIFIER, "detail": details},
+        schema=checked.failures.schema,
+    )
+    return Validated(
+        rows=rows.filter(pl.col("_index").is_in(indexes).not_()),
+        failures=pl.concat([checked.failures, failures]),
+    )
+
+
+def _suspect_keys(column: pl.Series, *, repeated: bool) -> pl.Series | None:
+    """``flag_cells`` for a key column; lowercase hex ids (most of them) are skipped first,
+    since only a bare number, never taken for a secret in a key, fits in that alphabet."""
+    if repeated:
+        return flag_cells(column, distinct=True)
+    other = column.str.contains("[^0-9a-f]").fill_null(False)
+    if not other.any():
+        return None
+    where = other.arg_true()
+    mask = flag_cells(column.gather(where))
+    if mask is None:
+        return None
+    flags = pl.repeat(False, column.len(), eager=True)
+    return flags.scatter(where.filter(mask), True)

@@ -61,8 +61,15 @@ FIELD_TYPES: Final[dict[str, pl.DataType]] = {
     "attributes": pl.String(),
 }
 FIELDS: Final = tuple(FIELD_TYPES)
-# Free text where secrets and personal data can hide; redacted before any write. Identifiers
-# are left alone: a 16-digit span id can pass the card-number checksum.
+# Every string column of agent_events is screened for secrets before any write:
+# - free text and labels are redacted in place (a marker such as [REDACTED:email] replaces
+#   the secret). session_id, action, provider and model are labels: a redacted one only
+#   groups less finely, and the event is kept.
+# - keys are never rewritten: event_id dedups, trace_id and parent_id join steps, agent_id and
+#   agent_type key memory, budgets and control. A secret there quarantines the record
+#   (reason secret_in_identifier), since a redacted key would merge distinct records.
+# - kind, agent_tier, status, outcome and feedback_kind only pass validation as known values;
+#   source_file is the landing name, redacted where files are found.
 TEXT_FIELDS: Final = (
     "action_target",
     "input_context",
@@ -73,7 +80,15 @@ TEXT_FIELDS: Final = (
     "feedback_rationale",
     "reviewer",
     "attributes",
+    "session_id",
+    "action",
+    "provider",
+    "model",
 )
+KEY_FIELDS: Final = ("event_id", "trace_id", "parent_id", "agent_id", "agent_type")
+# Labels and ids that repeat few values in a file: screened once per distinct value, and a
+# value of digits alone is an id there, not a card number.
+LABEL_FIELDS: Final = ("agent_id", "agent_type", "session_id", "action", "provider", "model")
 REQUIRED_FIELDS: Final = ("event_id", "trace_id", "ts", "agent_id", "agent_type", "kind")
 TOKEN_FIELDS: Final = (
     "input_tokens",

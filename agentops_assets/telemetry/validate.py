@@ -49,6 +49,17 @@ _STATUS: Final = {
 }
 _ENUMS: Final = {"agent_tier": TIERS, "outcome": OUTCOMES, "feedback_kind": FEEDBACK_KINDS}
 _NON_NEGATIVE: Final = ("duration_ms", "cost_usd", "attempt")
+# Largest believable value of one event; above it a number is a producer bug, and finite but
+# absurd sums (1e17 USD) would break every total built on the table.
+MAX_USD: Final = 1e9
+MAX_TOKENS: Final = 10**10
+MAX_DURATION_MS: Final = 366 * 24 * 3600 * 1000.0  # a year
+_UPPER_BOUNDS: Final = {
+    "cost_usd": (MAX_USD, "USD"),
+    "value_usd": (MAX_USD, "USD"),
+    "duration_ms": (MAX_DURATION_MS, "ms (a year)"),
+    **dict.fromkeys(TOKEN_FIELDS, (MAX_TOKENS, "tokens")),
+}
 
 
 @dataclass(frozen=True)
@@ -167,6 +178,17 @@ def validate(records: pl.DataFrame, *, now: datetime | None = None) -> Validated
                 "negative_value",
                 pl.col(f"{name}__t") < 0,
                 pl.format(f"{name} is negative ({{}}).", pl.col(f"{name}__t")),
+            )
+        )
+    for name, (bound, unit) in _UPPER_BOUNDS.items():
+        rules.append(
+            (
+                "value_out_of_range",
+                pl.col(f"{name}__t") > bound,
+                pl.format(
+                    f"{name} {{}} is above the limit of {bound:,.0f} {unit} for one event.",
+                    pl.col(f"{name}__t"),
+                ),
             )
         )
     rules.append(

@@ -5,7 +5,7 @@ from dagster_duckdb import DuckDBResource
 
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.sql import register_tables
-from agentops_assets.telemetry.schema import AGENT_EVENTS, INGESTED_FILES
+from agentops_assets.telemetry.schema import AGENT_EVENTS, INGESTED_FILES, QUARANTINE
 
 
 @dg.asset_check(asset=AGENT_EVENTS, blocking=True)
@@ -32,23 +32,62 @@ def event_ids_unique(lake: LakeResource, duckdb: DuckDBResource) -> dg.AssetChec
 
 @dg.asset_check(asset=INGESTED_FILES)
 def records_accounted_for(lake: LakeResource, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """Every record read from every landing file is stored, a duplicate, or quarantined."""
+    """Every record read is stored, a duplicate, or quarantined, and the rows are there.
+
+    Each file record adds up (records = new + duplicate + quarantined rows), and the rows the
+    records promise are the rows stored: new rows per path against ``agent_events`` rows of
+    that source file, quarantined rows per (path, content hash) against quarantine rows.
+    """
     with duckdb.get_connection() as con:
-        register_tables(con, lake.paths)
-        broken = con.execute(
-            f"SELECT path, records, new_rows, duplicate_rows, quarantined_rows "
-            f"FROM {INGESTED_FILES} "
-            "WHERE records <> new_rows + duplicate_rows + quarantined_rows "
-            "OR good_rows <> new_rows + duplicate_rows"
+        tables = register_tables(con, lake.paths)
+        if INGESTED_FILES not in tables:
+            return dg.AssetCheckResult(passed=True, metadata={"files": 0, "records": 0})
+        events = _counts(tables, AGENT_EVENTS, "source_file")
+        quarantine = _counts(tables, QUARANTINE, "source_file, file_hash")
+        problems = con.execute(
+            f"""
+            SELECT path, 'records <> new + duplicate + quarantined rows' FROM {INGESTED_FILES}
+            WHERE records <> new_rows + duplicate_rows + quarantined_rows
+               OR good_rows <> new_rows + duplicate_rows
+            UNION ALL
+            SELECT coalesce(r.path, s.source_file),
+                   format('{{}} new rows recorded, {{}} stored in {AGENT_EVENTS}',
+                          coalesce(r.n, 0), coalesce(s.n, 0))
+            FROM (SELECT path, sum(new_rows) AS n FROM {INGESTED_FILES} GROUP BY path) r
+            FULL JOIN ({events}) s ON r.path = s.source_file
+            WHERE coalesce(r.n, 0) <> coalesce(s.n, 0)
+            UNION ALL
+            SELECT coalesce(r.path, s.source_file),
+                   format('{{}} quarantined rows recorded, {{}} stored in {QUARANTINE}',
+                          coalesce(r.n, 0), coalesce(s.n, 0))
+            FROM (
+                SELECT path, content_hash, sum(quarantined_rows) AS n FROM {INGESTED_FILES}
+                GROUP BY path, content_hash
+            ) r
+            FULL JOIN ({quarantine}) s
+                ON r.path = s.source_file AND r.content_hash = s.file_hash
+            WHERE coalesce(r.n, 0) <> coalesce(s.n, 0)
+            ORDER BY 1, 2
+            """
         ).fetchall()
         files, records = con.execute(
             f"SELECT count(*), coalesce(sum(records), 0) FROM {INGESTED_FILES}"
         ).fetchone()
+    paths = sorted({path for path, _ in problems})
     return dg.AssetCheckResult(
-        passed=not broken,
+        passed=not problems,
         metadata={
             "files": files,
             "records": int(records),
-            "files_not_adding_up": ", ".join(row[0] for row in broken[:10]) or "none",
+            "files_not_adding_up": ", ".join(paths[:10]) or "none",
+            "problems": "\n".join(f"{path}: {what}" for path, what in problems[:10]) or "none",
         },
     )
+
+
+def _counts(tables: list[str], name: str, keys: str) -> str:
+    """Rows per ``keys`` of a table, as SQL; no rows when the table does not exist yet."""
+    if name not in tables:
+        columns = ", ".join(f"NULL::VARCHAR AS {key.strip()}" for key in keys.split(","))
+        return f"SELECT {columns}, 0 AS n WHERE false"
+    return f"SELECT {keys}, count(*) AS n FROM {name} GROUP BY {keys}"
