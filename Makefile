@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench soak lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(TEST_INSTALLED)  ## performance targets; prints figures
 	@for script in bench/bench_*.py; do \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done
+
+soak: $(TEST_INSTALLED)  ## SIGKILL `agentops run` at random moments; recovery must equal a clean run
+	$(BIN)/python bench/soak_sigkill.py
 
 clean:
 	rm -rf $(VENV) data/lake data/landing data/lance data/knowledge data/control data/dagster data/simulator

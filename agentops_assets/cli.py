@@ -156,34 +156,61 @@ def _progress(description: str):
     show_default=True,
     type=click.Choice(["table", "csv", "json"]),
 )
-def sql(query: str, fmt: str) -> None:
+@click.option(
+    "--limit",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Most rows to print; 0 prints every row.",
+)
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds before the query is stopped; 0 waits for ever.",
+)
+def sql(query: str, fmt: str, limit: int, timeout: float) -> None:
     """Run a read-only SQL query; every Delta table is a view under its name.
+
+    Several statements separated by ; run in turn and the last one's rows are printed.
+    Statements that would write (EXPLAIN ANALYZE of one included) are refused.
 
     \b
     Example:
       agentops sql "SELECT agent_type, count(*) FROM agent_events GROUP BY 1"
       agentops sql "SELECT * FROM agent_events_quarantine LIMIT 5" --format json
+      agentops sql "SELECT * FROM agent_events" --format csv --limit 0 > events.csv
     """
     import duckdb
 
     from agentops_assets import lake
-    from agentops_assets.sql import query as run_query
+    from agentops_assets.sql import QueryTimeoutError, run_query
 
     paths = _paths()
     try:
-        frame = run_query(paths, query)
+        result = run_query(paths, query, limit=limit or None, timeout=timeout or None)
+    except QueryTimeoutError as error:
+        raise click.ClickException(f"{error} Pass --timeout SECONDS (0 for none).") from None
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     except duckdb.Error as error:
         tables = ", ".join(lake.list_tables(paths)) or "none yet (run `agentops demo`)"
         message = str(error).splitlines()[0]
         raise click.ClickException(f"{message}\nTables: {tables}") from None
+    frame = result.frame
     if fmt == "csv":
         click.echo(frame.write_csv(), nl=False)
     elif fmt == "json":
         click.echo(frame.write_json())
     else:
         console.print(_table(frame))
+    if result.truncated:
+        # On stderr, so that csv and json output stays parseable.
+        err.print(
+            f"Showing the first {limit:,} rows; the query returned more. "
+            "Add a LIMIT, or pass --limit 0 for every row."
+        )
 
 
 def _table(frame, title: str | None = None) -> Table:
@@ -219,10 +246,19 @@ def run() -> None:
 
 def _materialize_all(paths: Paths) -> bool:
     """Run the whole asset graph once; prints what each asset and check produced."""
-    from agentops_assets.runner import materialize_all
+    from agentops_assets.runner import Interrupted, materialize_all
 
     err.print(f"Materializing every asset through Dagster (runs kept in {paths.dagster_home})")
-    outcome = materialize_all(paths)
+    try:
+        outcome = materialize_all(
+            paths, report=lambda message: err.print(message, soft_wrap=True, markup=False)
+        )
+    except Interrupted as stop:
+        err.print(f"[red]Stopped by {stop}.[/] Its runs are marked failed, their slots freed.")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The runs' worker thread may be inside a step: leave now, as a kill would.
+        os._exit(128 + stop.signum)
     runs = ", ".join(run_id[:8] for run_id in outcome.run_ids)
     table = Table(title=f"Dagster runs {runs} ({outcome.seconds:.1f} s)")
     table.add_column("asset / check")

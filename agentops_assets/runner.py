@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from agentops_assets.config import Paths
+from agentops_assets.dagster_instance import (
+    DAGSTER_YAML,
+    open_instance,
+    owner_tags,
+    prepare_dagster_home,
+    recover_orphaned_runs,
+    release_runs_of_this_process,
+    waiting_for,
+)
+
+__all__ = [
+    "DAGSTER_YAML",
+    "Interrupted",
+    "RunOutcome",
+    "finops_days",
+    "materialize_all",
+    "prepare_dagster_home",
+]
+
+WATCH_SECONDS = 2.0  # how often a waiting run checks its pool's holders
+REPEAT_SECONDS = 30.0  # how often an unchanged "waiting for" sentence is said again
 
 
 @dataclass
@@ -22,46 +46,59 @@ class RunOutcome:
     error: str | None = None
 
 
-# Nothing leaves the machine at run time, Dagster's usage statistics included; writers of one
-# lake table take turns across runs (the concurrency pool on the writing assets).
-DAGSTER_YAML = """\
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 1
-"""
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped ``materialize_all``; its runs were failed and their slots freed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def prepare_dagster_home(paths: Paths) -> Path:
-    """``$AGENTOPS_HOME/dagster`` with a ``dagster.yaml``; points ``DAGSTER_HOME`` at it."""
-    home = paths.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["AGENTOPS_HOME"] = str(paths.home)
-    return home
-
-
-def materialize_all(paths: Paths) -> RunOutcome:
+def materialize_all(
+    paths: Paths, *, report: Callable[[str], None] = lambda message: None
+) -> RunOutcome:
     """Materialize every asset (and run its checks) with ``$AGENTOPS_HOME/dagster`` as home.
 
     Two runs, both kept in the instance's history: the unpartitioned assets (ingestion,
     memory), then the daily-partitioned FinOps assets over every day that has telemetry, as
-    one single-run backfill.
-    """
-    prepare_dagster_home(paths)
-    import dagster as dg
+    one single-run backfill. Runs left behind by a dead process are failed first. The runs
+    execute in a worker thread so that this (main) thread keeps the signals: it reports what
+    a run waits for, and on SIGINT or SIGTERM fails this process's runs and frees their slots.
 
+    Args:
+        paths: The home to materialize.
+        report: Called with a sentence for each recovered run and while a run waits.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM arrived; the caller should exit promptly.
+    """
+    outcome = RunOutcome()
+    with open_instance(paths) as instance, _signals_interrupt() as received:
+        try:
+            for message in recover_orphaned_runs(instance):
+                report(message)
+            worker = threading.Thread(
+                target=_materialize, args=(paths, instance, outcome), daemon=True
+            )
+            worker.start()
+            _watch(worker, instance, report)
+        except KeyboardInterrupt:
+            signum = received[-1] if received else signal.SIGINT
+            reason = f"agentops run (pid {os.getpid()}) stopped by {signal.Signals(signum).name}."
+            for message in release_runs_of_this_process(instance, reason=reason):
+                report(message)
+            raise Interrupted(signum) from None
+    return outcome
+
+
+def _materialize(paths: Paths, instance, outcome: RunOutcome) -> None:
     from agentops_assets.definitions import defs
 
     started = time.perf_counter()
-    outcome = RunOutcome()
     # Assets log their progress at INFO; Dagster's own step events are DEBUG.
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    with dg.DagsterInstance.get() as instance:
+    owner = owner_tags()
+    try:
         unpartitioned = [
             spec.key for spec in defs.resolve_all_asset_specs() if spec.partitions_def is None
         ]
@@ -70,6 +107,7 @@ def materialize_all(paths: Paths) -> RunOutcome:
             raise_on_error=False,
             asset_selection=unpartitioned,
             run_config=run_config,
+            tags=owner,
         )
         _collect(result, outcome)
         days = finops_days(paths)
@@ -78,14 +116,52 @@ def materialize_all(paths: Paths) -> RunOutcome:
                 instance=instance,
                 raise_on_error=False,
                 tags={
+                    **owner,
                     "dagster/asset_partition_range_start": days[0].isoformat(),
                     "dagster/asset_partition_range_end": days[1].isoformat(),
                 },
                 run_config=run_config,
             )
             _collect(result, outcome)
+    except Exception as error:  # reported by the caller, as a failed run would be
+        outcome.success = False
+        outcome.error = f"{type(error).__name__}: {error}"
     outcome.seconds = time.perf_counter() - started
-    return outcome
+
+
+def _watch(worker: threading.Thread, instance, report: Callable[[str], None]) -> None:
+    """Wait for the worker; say what its runs wait for, and recover runs that die meanwhile."""
+    said, said_at = "", 0.0
+    while worker.is_alive():
+        worker.join(timeout=WATCH_SECONDS)
+        if not worker.is_alive():
+            break
+        for message in recover_orphaned_runs(instance):
+            report(message)
+        waiting = " ".join(waiting_for(instance))
+        if waiting and (waiting != said or time.monotonic() - said_at >= REPEAT_SECONDS):
+            report(waiting)
+            said, said_at = waiting, time.monotonic()
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt here; yields the signals received."""
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {stop: signal.signal(stop, interrupt) for stop in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 def finops_days(paths: Paths) -> tuple[date, date] | None:

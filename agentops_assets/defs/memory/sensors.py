@@ -4,6 +4,7 @@ import dagster as dg
 
 from agentops_assets.defs.memory.assets import KNOWLEDGE_CHUNKS, MEMORY_INDEX
 from agentops_assets.defs.resources import LakeResource
+from agentops_assets.defs.sensor_retries import request_or_retry
 from memory import TABLE_NAME as MEMORY_FACTS
 from memory import MemoryStore
 from memory.knowledge import folder_fingerprint
@@ -28,12 +29,17 @@ knowledge_job = dg.define_asset_job(
 )
 def knowledge_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     """Re-chunk and re-index when a document in $AGENTOPS_HOME/knowledge is added, changed or
-    removed. The cursor and run key are a fingerprint of the folder."""
+    removed. The cursor and run key are a fingerprint of the folder; a failed refresh is
+    requested again a few times, with a back-off."""
     fingerprint = folder_fingerprint(lake.paths.knowledge)
-    if fingerprint == context.cursor:
+    if fingerprint == context.cursor:  # cursors of older versions: the bare fingerprint
         return dg.SkipReason("The knowledge folder has not changed.")
-    context.update_cursor(fingerprint)
-    return dg.RunRequest(run_key=f"knowledge-{fingerprint}")
+    return request_or_retry(
+        context,
+        key=f"knowledge-{fingerprint}",
+        what="the knowledge refresh",
+        fix_hint="change a document or run `agentops run`",
+    )
 
 
 @dg.sensor(
@@ -43,7 +49,8 @@ def knowledge_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
 )
 def memory_version_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     """Refresh the retrieval index when the memory has a version the index does not reflect
-    (a commit, a lesson, a rollback). The cursor and run key are that memory version."""
+    (a commit, a lesson, a rollback). The cursor and run key are that memory version; a failed
+    refresh is requested again a few times, with a back-off."""
     paths = lake.paths
     latest = MemoryStore(paths.table_uri(MEMORY_FACTS)).version()
     if latest is None:
@@ -51,7 +58,10 @@ def memory_version_sensor(context: dg.SensorEvaluationContext, lake: LakeResourc
     indexed = MemoryIndex(paths.lance).memory_version() if paths.lance.exists() else None
     if indexed == latest:
         return dg.SkipReason(f"The index reflects memory v{latest}.")
-    if context.cursor == str(latest):
-        return dg.SkipReason(f"A refresh to memory v{latest} was already requested.")
-    context.update_cursor(str(latest))
-    return dg.RunRequest(run_key=f"memory-v{latest}", tags={"agentops/memory_version": str(latest)})
+    return request_or_retry(
+        context,
+        key=f"memory-v{latest}",
+        what=f"the index refresh to memory v{latest}",
+        fix_hint="run `agentops run`",
+        tags={"agentops/memory_version": str(latest)},
+    )
