@@ -185,18 +185,6 @@ def test_bad_input_corpus_is_quarantined_and_nothing_crashes(paths: Paths) -> No
     _assert_accounted(paths)
 
 
-def test_a_lost_file_record_is_recovered_without_duplicates(paths: Paths) -> None:
-    """A crash after the event commit but before the file record: the rerun stores nothing
-    twice, and counts the events as the file's new rows, as a clean run would."""
-    write_jsonl(paths.landing / "a.jsonl", [event(n) for n in range(10)] + [b"{bad"])
-    ingest_landing(paths)
-    shutil.rmtree(paths.table_uri(INGESTED_FILES))  # as if the last commit never happened
-    report = ingest_landing(paths)
-    assert (report.records, report.new_rows, report.duplicate_rows) == (11, 10, 0)
-    assert _table(paths, AGENT_EVENTS).height == 10
-    assert _table(paths, QUARANTINE).height == 1
-
-
 def _landing_for_processes(paths: Paths, files: int, per_file: int) -> int:
     n = 0
     for f in range(files):

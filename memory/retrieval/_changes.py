@@ -6,7 +6,7 @@ which can abort a short process at exit (STACK_NOTES.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -80,27 +80,24 @@ def to_rows(facts: pl.DataFrame) -> pl.DataFrame:
 
 def read_facts(table: DeltaTable) -> pl.DataFrame:
     """Every fact at the table's loaded version, as index rows."""
-    try:
-        facts = pl.scan_delta(table).select(FACT_COLUMNS).collect()
-    except (FileNotFoundError, pl.exceptions.ComputeError, OSError) as exc:
-        raise VersionVacuumedError(
-            f"memory version {table.version()} can no longer be read: vacuum removed data "
-            f"files it needs ({exc})."
-        ) from exc
-    return to_rows(facts)
+    return to_rows(_collect(table, FACT_COLUMNS))
 
 
 def read_keys(table: DeltaTable) -> pl.Series:
     """The row key of every fact at the table's loaded version."""
     key = lay.fact_key(pl.col("agent_id"), pl.col("fact_id")).alias("id")
+    return _collect(table, [key]).get_column("id")
+
+
+def _collect(table: DeltaTable, columns: Sequence[str | pl.Expr]) -> pl.DataFrame:
+    """``columns`` of the table at its loaded version; a clear error when vacuum took files."""
     try:
-        keys = pl.scan_delta(table).select(key).collect()
+        return pl.scan_delta(table).select(columns).collect()
     except (FileNotFoundError, pl.exceptions.ComputeError, OSError) as exc:
         raise VersionVacuumedError(
             f"memory version {table.version()} can no longer be read: vacuum removed data "
             f"files it needs ({exc})."
         ) from exc
-    return keys.get_column("id")
 
 
 def unaccounted(held: pl.Series, changes: Changes, keys: pl.Series) -> str | None:
