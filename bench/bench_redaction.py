@@ -417,6 +417,8 @@ def run_platform(home: Path) -> list[str]:
     result = dg.materialize(
         [telemetry_ingestion, memory_facts, knowledge_chunks, memory_index],
         resources={"lake": LakeResource(home=str(home))},
+        # The bench prints tables; Dagster's step-by-step DEBUG lines would bury them.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     if not result.success:
         raise RuntimeError("the platform run failed")
