@@ -1,3 +1,3 @@
-from agentops_assets.cli import main
+from agentops_assets.cli.main import main
 
 main()

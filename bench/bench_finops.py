@@ -20,20 +20,20 @@ import polars as pl
 from _report import row, run_child, work_folder
 from genai_prices import Usage, calc_price
 
-from agentops_assets import lake
-from agentops_assets.config import Paths
 from agentops_assets.finops.compliance import compliance_findings
 from agentops_assets.finops.refresh import refresh_all
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE, EVENT_COSTS
+from agentops_assets.simulator import simulate
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 from agentops_assets.telemetry.schema import AGENT_EVENTS
-from agentops_assets.telemetry.simulator import simulate
 
 EVENTS_PER_CYCLE = 12.4  # the simulator's mean events per reasoning cycle, measured
 REFRESH_CODE = """
 import json, sys, time
 from datetime import date
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 from agentops_assets.finops import refresh
 first, last = date.fromisoformat(sys.argv[1]), date.fromisoformat(sys.argv[2])
 paths, steps = Paths.from_env(), {}
@@ -46,8 +46,8 @@ print(json.dumps(steps))
 """
 DAGSTER_CODE = """
 import sys, time
-from agentops_assets.runner import prepare_dagster_home
-from agentops_assets.config import Paths
+from agentops_assets.cli.runner import prepare_dagster_home
+from agentops_assets.storage.config import Paths
 prepare_dagster_home(Paths.from_env())
 import dagster as dg
 from agentops_assets.definitions import defs

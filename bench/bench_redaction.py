@@ -364,7 +364,7 @@ def commit_memory(home: Path, planted: Planted) -> None:
     """Commit the corpus to memory through the library and through ``agentops memory``."""
     from click.testing import CliRunner
 
-    from agentops_assets.cli import main
+    from agentops_assets.cli.main import main
     from memory import FactChange, MemoryStore
 
     store = MemoryStore(home / "lake" / "memory_facts")
@@ -553,11 +553,11 @@ def redaction_cost(agents: int, days: int) -> None:
     import tempfile
     from datetime import UTC, datetime
 
+    from agentops_assets.simulator import simulate
     from agentops_assets.telemetry import schema
     from agentops_assets.telemetry.jsonl import read_jsonl
     from agentops_assets.telemetry.landing import discover, read_content
     from agentops_assets.telemetry.redact import quarantine_secret_keys, redact_frame
-    from agentops_assets.telemetry.simulator import simulate
     from agentops_assets.telemetry.validate import validate
 
     with tempfile.TemporaryDirectory(prefix="agentops-redact-") as folder:

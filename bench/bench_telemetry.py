@@ -20,15 +20,15 @@ from pathlib import Path
 import duckdb
 from _report import row, run_child, work_folder
 
-from agentops_assets.config import Paths
-from agentops_assets.sql import query
-from agentops_assets.telemetry.simulator import simulate
+from agentops_assets.simulator import simulate
+from agentops_assets.storage.config import Paths
+from agentops_assets.storage.sql import query
 
 START = date(2026, 11, 2)
 EVENTS_PER_CYCLE_DAY = 10.5  # about 10 events a reasoning cycle; calibrated below
 INGEST_CODE = """
 import json, sys, time
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 t = time.perf_counter()
 report = ingest_landing(Paths.from_env())

@@ -220,8 +220,8 @@ def _kill_run(
 def _instance(home: Path):
     """The home's Dagster instance, opened as ``agentops`` opens it (a fresh home's storage is
     created under the instance lock, so this watcher never races the run it watches)."""
-    from agentops_assets.config import Paths
-    from agentops_assets.dagster_instance import open_instance
+    from agentops_assets.cli.dagster_instance import open_instance
+    from agentops_assets.storage.config import Paths
 
     return open_instance(Paths.from_env(home))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 
 
 @pytest.fixture

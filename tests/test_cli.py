@@ -9,8 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from agentops_assets.cli import main
-from agentops_assets.config import Paths
+from agentops_assets.cli.main import main
+from agentops_assets.storage.config import Paths
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:

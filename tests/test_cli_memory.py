@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from agentops_assets import cli_memory
-from agentops_assets.cli import main
-from agentops_assets.config import Paths
+from agentops_assets.cli import memory as cli_memory
+from agentops_assets.cli.main import main
+from agentops_assets.storage.config import Paths
 
 
 @pytest.fixture(autouse=True)

@@ -8,10 +8,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from agentops_assets.config import Paths
 from agentops_assets.finops.cycles import CYCLES_SCHEMA, reasoning_cycles
 from agentops_assets.finops.metrics import DAILY_METRICS_SCHEMA, agent_daily_metrics
 from agentops_assets.finops.roi import ROI_SCHEMA, agent_type_roi
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.schema import AGENT_EVENTS, EVENT_SCHEMA
 
 DAY = dt.date(2026, 3, 10)
@@ -542,8 +542,8 @@ def test_roi_rejects_days_that_are_not_dates() -> None:
 
 
 def test_metrics_on_simulated_telemetry_add_up(paths: Paths) -> None:
+    from agentops_assets.simulator import simulate
     from agentops_assets.telemetry.ingest import ingest_landing
-    from agentops_assets.telemetry.simulator import simulate
 
     start = dt.date(2026, 3, 2)
     simulate(

@@ -9,13 +9,13 @@ import polars as pl
 from click.testing import CliRunner
 from dagster_duckdb import DuckDBResource
 
-from agentops_assets.cli import main
-from agentops_assets.config import Paths
+from agentops_assets.cli.main import main
 from agentops_assets.definitions import defs
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import telemetry_ingestion
 from agentops_assets.defs.telemetry.checks import event_ids_unique, records_accounted_for
 from agentops_assets.defs.telemetry.sensors import landing_sensor
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 from tests.conftest import event, write_jsonl
 

@@ -9,11 +9,11 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from agentops_assets.config import Paths
+from agentops_assets.cli.runner import finops_days
 from agentops_assets.definitions import defs
 from agentops_assets.defs.finops.schedules import finops_daily_schedule, partition_for_tick
 from agentops_assets.defs.resources import LakeResource
-from agentops_assets.runner import finops_days
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 from tests.conftest import event, write_jsonl
 

@@ -11,9 +11,7 @@ import pytest
 from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-from agentops_assets import lake
-from agentops_assets.cli import main
-from agentops_assets.config import Paths
+from agentops_assets.cli.main import main
 from agentops_assets.finops import refresh
 from agentops_assets.finops.tables import (
     AGENT_DAILY_METRICS,
@@ -22,8 +20,10 @@ from agentops_assets.finops.tables import (
     EVENT_COSTS,
     REASONING_CYCLES,
 )
+from agentops_assets.simulator import simulate
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
-from agentops_assets.telemetry.simulator import simulate
 
 # Four days across a month boundary, so month-to-date figures restart inside the range.
 FIRST, LAST = date(2026, 10, 30), date(2026, 11, 2)

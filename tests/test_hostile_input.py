@@ -13,7 +13,7 @@ import orjson
 import polars as pl
 import pytest
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.files import read_file
 from agentops_assets.telemetry.ingest import ingest_landing
 from agentops_assets.telemetry.jsonl import read_jsonl

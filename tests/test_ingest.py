@@ -16,7 +16,7 @@ import orjson
 import polars as pl
 import pytest
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 from agentops_assets.telemetry.schema import (
     AGENT_EVENTS,
@@ -197,7 +197,7 @@ def _landing_for_processes(paths: Paths, files: int, per_file: int) -> int:
 
 def _ingest_process(paths: Paths, batch_rows: int) -> subprocess.Popen[bytes]:
     code = (
-        "from agentops_assets.config import Paths\n"
+        "from agentops_assets.storage.config import Paths\n"
         "from agentops_assets.telemetry.ingest import ingest_landing\n"
         f"ingest_landing(Paths.from_env(), batch_rows={batch_rows})\n"
     )
@@ -256,8 +256,8 @@ def test_otlp_parsed_in_worker_processes_matches_threads(
     """Large OTLP landings parse in worker processes; the tables come out the same."""
     from datetime import date
 
+    from agentops_assets.simulator import simulate
     from agentops_assets.telemetry import ingest
-    from agentops_assets.telemetry.simulator import simulate
 
     homes = [Paths.from_env(tmp_path / name) for name in ("threads", "processes")]
     for home in homes:

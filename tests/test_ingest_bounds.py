@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 from agentops_assets.telemetry.schema import AGENT_EVENTS, INGESTED_FILES, QUARANTINE
 from tests.conftest import event, write_jsonl
@@ -36,7 +36,7 @@ def _peak_rss_mb(paths: Paths, *, env: dict[str, str] | None = None, **options: 
     args = ", ".join(f"{key}={value}" for key, value in options.items())
     code = (
         "import resource\n"
-        "from agentops_assets.config import Paths\n"
+        "from agentops_assets.storage.config import Paths\n"
         "from agentops_assets.telemetry.ingest import ingest_landing\n"
         f"ingest_landing(Paths.from_env(), {args})\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"

@@ -24,10 +24,10 @@ from dagster_duckdb import DuckDBResource
 from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
-from agentops_assets.config import Paths
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import telemetry_ingestion
 from agentops_assets.defs.telemetry.checks import records_accounted_for
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 from agentops_assets.telemetry.schema import AGENT_EVENTS, INGESTED_FILES, QUARANTINE
 from tests.conftest import event, write_jsonl
@@ -156,7 +156,7 @@ def _landing(folder: Path, files: int, per_file: int) -> None:
 def _ingest_child(paths: Paths, **options: int) -> subprocess.Popen[bytes]:
     args = ", ".join(f"{key}={value}" for key, value in options.items())
     code = (
-        "from agentops_assets.config import Paths\n"
+        "from agentops_assets.storage.config import Paths\n"
         "from agentops_assets.telemetry.ingest import ingest_landing\n"
         f"ingest_landing(Paths.from_env(), {args})\n"
     )

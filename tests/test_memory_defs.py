@@ -8,12 +8,12 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from agentops_assets.config import Paths
 from agentops_assets.definitions import defs
 from agentops_assets.defs.memory.assets import knowledge_chunks, memory_facts, memory_index
 from agentops_assets.defs.memory.checks import index_reflects_latest_memory
 from agentops_assets.defs.memory.sensors import knowledge_sensor, memory_version_sensor
 from agentops_assets.defs.resources import LakeResource
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 from memory import FactChange, MemoryStore
 from memory.retrieval import MemoryIndex

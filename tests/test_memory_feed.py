@@ -7,15 +7,15 @@ from datetime import date
 import polars as pl
 import pytest
 
-from agentops_assets.config import Paths
-from agentops_assets.memory_feed import (
+from agentops_assets.memory_feed.feed import (
     FEED_AUTHOR,
     apply_cycle_commits,
     cycle_commits,
     read_memory_events,
 )
+from agentops_assets.simulator import simulate
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
-from agentops_assets.telemetry.simulator import simulate
 from memory import MemoryStore
 from tests.conftest import event, write_jsonl
 

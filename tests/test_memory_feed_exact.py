@@ -21,17 +21,17 @@ import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable
 
-from agentops_assets.cli import main
-from agentops_assets.config import Paths
+from agentops_assets.cli.main import main
 from agentops_assets.defs.memory.assets import knowledge_chunks, memory_facts, memory_index
 from agentops_assets.defs.resources import LakeResource
-from agentops_assets.memory_feed import (
+from agentops_assets.memory_feed.feed import (
     FEED_AUTHOR,
     FEED_CYCLES,
     apply_cycle_commits,
     read_memory_events,
     split_cycles,
 )
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 from memory import FactChange, MemoryStore
 from memory.model import MAX_MESSAGE_BYTES, MAX_NAME_CHARS
@@ -207,8 +207,10 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from agentops_assets.config import Paths
-    from agentops_assets.memory_feed import apply_cycle_commits, cycle_commits, read_memory_events
+    from agentops_assets.storage.config import Paths
+    from agentops_assets.memory_feed.feed import (
+        apply_cycle_commits, cycle_commits, read_memory_events,
+    )
     from memory import MemoryStore
 
     paths = Paths.from_env()

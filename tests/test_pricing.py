@@ -22,7 +22,7 @@ from agentops_assets.finops.pricing import (
     price_events,
     unpriced_models,
 )
-from agentops_assets.telemetry.simulator.catalog import MODELS
+from agentops_assets.simulator.catalog import MODELS
 
 # How the simulator's writers name each provider (OTel current and legacy, OpenInference).
 SPELLINGS = {

@@ -14,7 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from agentops_assets.config import Paths
+from agentops_assets.simulator import simulate
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry import schema
 from agentops_assets.telemetry.ingest import ingest_landing
 from agentops_assets.telemetry.jsonl import read_jsonl
@@ -27,7 +28,6 @@ from agentops_assets.telemetry.redact import (
     redact_text,
     secret_kinds,
 )
-from agentops_assets.telemetry.simulator import simulate
 from agentops_assets.telemetry.validate import validate
 from memory import FactChange, MemoryStore
 

@@ -19,11 +19,11 @@ import polars as pl
 import yaml
 from deltalake import DeltaTable
 
-from agentops_assets.config import Paths
+from agentops_assets.cli.runner import DAGSTER_YAML
 from agentops_assets.definitions import defs
 from agentops_assets.defs.memory.assets import knowledge_chunks, memory_index
 from agentops_assets.defs.resources import LakeResource
-from agentops_assets.runner import DAGSTER_YAML
+from agentops_assets.storage.config import Paths
 from memory import FactChange, MemoryStore
 from memory.embedders import HashingEmbedder
 from memory.retrieval import DEFAULT_TABLE, MemoryIndex

@@ -20,10 +20,10 @@ import pytest
 import yaml
 from dagster._core.utils import make_new_run_id
 
-from agentops_assets import lake
-from agentops_assets.config import Paths
-from agentops_assets.dagster_instance import instance_lock, open_instance, owner_tags
-from agentops_assets.runner import prepare_dagster_home
+from agentops_assets.cli.dagster_instance import instance_lock, open_instance, owner_tags
+from agentops_assets.cli.runner import prepare_dagster_home
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
 
 POOL = "agentops_lake_writers"
 RUN_TIMEOUT = 180  # seconds; a hung run fails the test instead of hanging it
@@ -192,8 +192,8 @@ def test_two_runs_on_a_fresh_home_both_succeed(tmp_path: Path) -> None:
 _OPEN_AT_ONCE = """
 import pathlib, sys, time
 import dagster as dg
-from agentops_assets.config import Paths
-from agentops_assets.runner import prepare_dagster_home
+from agentops_assets.storage.config import Paths
+from agentops_assets.cli.runner import prepare_dagster_home
 go = pathlib.Path(sys.argv[1])
 pathlib.Path(sys.argv[2]).touch()
 while not go.exists():

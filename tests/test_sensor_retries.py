@@ -9,12 +9,12 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import freeze_time
 
-from agentops_assets.config import Paths
 from agentops_assets.definitions import defs
 from agentops_assets.defs.memory.sensors import knowledge_sensor
 from agentops_assets.defs.resources import LakeResource
+from agentops_assets.defs.retry_policy import MAX_RUNS, Attempt, Request, next_request
 from agentops_assets.defs.telemetry.sensors import landing_sensor
-from agentops_assets.retry_policy import MAX_RUNS, Attempt, Request, next_request
+from agentops_assets.storage.config import Paths
 from tests.conftest import event, write_jsonl
 
 WORDS = {"what": "the refresh", "fix_hint": "run `agentops run`", "backoff_seconds": 60.0}

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from agentops_assets.telemetry.schema import KINDS, OUTCOMES, REQUIRED_FIELDS, TIERS
-from agentops_assets.telemetry.simulator import (
+from agentops_assets.simulator import (
     INCIDENT_NAMES,
     JSONL_KINDS,
     OTLP_KINDS,
     simulate,
 )
+from agentops_assets.telemetry.schema import KINDS, OUTCOMES, REQUIRED_FIELDS, TIERS
 
 START = dt.date(2026, 11, 2)  # a Monday
 SMALL: dict[str, Any] = {"agents": 8, "days": 3, "cycles_per_agent_day": 10, "start": START}

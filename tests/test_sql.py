@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from agentops_assets.cli import main
-from agentops_assets.config import Paths
-from agentops_assets.sql import ReadOnlyError, query
+from agentops_assets.cli.main import main
+from agentops_assets.storage.config import Paths
+from agentops_assets.storage.sql import ReadOnlyError, query
 from agentops_assets.telemetry.ingest import ingest_landing
 from tests.conftest import event, write_jsonl
 

@@ -17,9 +17,9 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from agentops_assets.cli import main
-from agentops_assets.config import Paths
-from agentops_assets.sql import (
+from agentops_assets.cli.main import main
+from agentops_assets.storage.config import Paths
+from agentops_assets.storage.sql import (
     QueryTimeoutError,
     ReadOnlyError,
     check_read_only,

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 
 
 def _free_port() -> int:

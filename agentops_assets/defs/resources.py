@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 
 
 class LakeResource(dg.ConfigurableResource):

@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster._time import get_current_timestamp
 
-from agentops_assets.retry_policy import Attempt, Request, next_request
+from agentops_assets.defs.retry_policy import Attempt, Request, next_request
 
 STATE_TAG = "agentops/sensor_state"
 ATTEMPT_TAG = "agentops/attempt"

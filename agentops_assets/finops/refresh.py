@@ -14,8 +14,6 @@ from typing import Final
 
 import polars as pl
 
-from agentops_assets import lake
-from agentops_assets.config import Paths
 from agentops_assets.finops.budgets import load_budgets
 from agentops_assets.finops.compliance import budget_compliance
 from agentops_assets.finops.cycles import CYCLES_SCHEMA, reasoning_cycles
@@ -31,6 +29,8 @@ from agentops_assets.finops.tables import (
     PRICING_FILE,
     REASONING_CYCLES,
 )
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 
 # Columns of agent_events the FinOps tables read; the long text columns are never loaded.

@@ -15,8 +15,8 @@ from typing import Final
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
 
-from agentops_assets import lake
-from agentops_assets.config import Paths
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.files import FileResult, ParsedFile
 from agentops_assets.telemetry.schema import (
     AGENT_EVENTS,

@@ -31,8 +31,8 @@ from typing import Final
 
 import polars as pl
 
-from agentops_assets import lake
-from agentops_assets.config import Paths
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.commit import BatchWriter, discard_unrecorded
 from agentops_assets.telemetry.files import (
     DEFAULT_CHUNK_BYTES,

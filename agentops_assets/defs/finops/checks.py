@@ -3,7 +3,6 @@
 import dagster as dg
 import polars as pl
 
-from agentops_assets import lake as lake_io
 from agentops_assets.defs.finops.assets import budget_compliance, event_costs
 from agentops_assets.defs.finops.metadata import TOP, markdown
 from agentops_assets.defs.finops.partitions import partition_days
@@ -12,6 +11,7 @@ from agentops_assets.finops.compliance import compliance_findings
 from agentops_assets.finops.formats import number, usd
 from agentops_assets.finops.pricing import unpriced_models
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE, EVENT_COSTS
+from agentops_assets.storage import lake as lake_io
 
 
 def _rows(context: dg.AssetCheckExecutionContext, lake: LakeResource, table: str, column: str):

@@ -6,15 +6,15 @@ import dagster as dg
 import polars as pl
 from deltalake import DeltaTable
 
-from agentops_assets import lake as lake_tables
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
-from agentops_assets.memory_feed import (
+from agentops_assets.memory_feed.feed import (
     FEED_CYCLES,
     apply_cycle_commits,
     read_memory_events,
     split_cycles,
 )
+from agentops_assets.storage import lake as lake_tables
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 from memory import TABLE_NAME as MEMORY_FACTS
 from memory import MemoryStore

@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from agentops_assets.defs.resources import LakeResource
-from agentops_assets.sql import register_tables
+from agentops_assets.storage.sql import register_tables
 from agentops_assets.telemetry.schema import AGENT_EVENTS, INGESTED_FILES, QUARANTINE
 
 

@@ -11,8 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from agentops_assets.config import Paths
-from agentops_assets.dagster_instance import (
+from agentops_assets.cli.dagster_instance import (
     DAGSTER_YAML,
     open_instance,
     owner_tags,
@@ -21,6 +20,7 @@ from agentops_assets.dagster_instance import (
     release_runs_of_this_process,
     waiting_for,
 )
+from agentops_assets.storage.config import Paths
 
 __all__ = [
     "DAGSTER_YAML",

@@ -10,8 +10,6 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from agentops_assets import lake
-from agentops_assets.config import Paths
 from agentops_assets.finops.compliance import compliance_findings
 from agentops_assets.finops.formats import dollars, pct, times, usd
 from agentops_assets.finops.tables import (
@@ -19,6 +17,8 @@ from agentops_assets.finops.tables import (
     AGENT_TYPE_ROI,
     BUDGET_COMPLIANCE,
 )
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
 
 console = Console()
 Period = Literal["day", "month"]

@@ -12,7 +12,8 @@ from typing import Any, Final
 
 import orjson
 
-from ..schema import REQUIRED_FIELDS
+from agentops_assets.telemetry.schema import REQUIRED_FIELDS
+
 from .otlp import span, token_key
 from .text import IdSource
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from filelock import FileLock
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 
 # Nothing leaves the machine at run time, Dagster's usage statistics included; writers of one
 # lake table take turns across runs (the concurrency pools on the writing assets). Run

@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow.fs as pafs
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 
 
 def writer_properties(

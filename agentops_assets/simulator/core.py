@@ -266,7 +266,7 @@ def _ground_truth(
     events = sum(rec.events for rec in writer.files)
     end = start + dt.timedelta(days=args["days"] - 1)
     manifest = {
-        "generator": "agentops_assets.telemetry.simulator",
+        "generator": "agentops_assets.simulator",
         "seed": args["seed"],
         "args": args,
         "start": start.isoformat(),

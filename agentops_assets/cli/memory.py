@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 from memory import TABLE_NAME, FactChange, MemoryStore, MemoryStoreError
 
 console = Console()

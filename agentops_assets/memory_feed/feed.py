@@ -23,14 +23,14 @@ from typing import Final
 
 import polars as pl
 
-from agentops_assets import lake
-from agentops_assets.config import Paths
-from agentops_assets.memory_feed_ledger import (
+from agentops_assets.memory_feed.ledger import (
     FEED_CYCLES,
     CycleLedger,
     CycleOutcome,
     CycleStatus,
 )
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 from memory import Commit, FactChange, MemoryStore
 from memory.model import MAX_MESSAGE_BYTES, MAX_NAME_CHARS, check_agent_id, check_text

@@ -7,7 +7,7 @@ from typing import Literal
 
 import click
 
-from agentops_assets.config import Paths
+from agentops_assets.storage.config import Paths
 
 
 @click.group()
@@ -45,6 +45,6 @@ def report(period: Literal["day", "month"], day: datetime | None) -> None:
       agentops finops report --period month --date 2026-11-20
     """
     # Imported here: polars and the lake load only when a report is asked for.
-    from agentops_assets.finops_report import print_report
+    from agentops_assets.cli.finops_report import print_report
 
     print_report(Paths.from_env(), period=period, day=day.date() if day else None)

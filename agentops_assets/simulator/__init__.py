@@ -5,7 +5,7 @@ It writes landing files in the native JSONL reasoning-log format and/or OTLP/JSO
 request, malformed records; the ground truth goes to a separate folder. No dagster import.
 
 Example:
-    >>> from agentops_assets.telemetry.simulator import simulate
+    >>> from agentops_assets.simulator import simulate
     >>> summary = simulate(paths.landing, paths.simulator, agents=20, days=7, seed=42)
 """
 

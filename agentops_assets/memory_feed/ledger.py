@@ -18,7 +18,7 @@ import polars as pl
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
-from agentops_assets import lake
+from agentops_assets.storage import lake
 
 FEED_CYCLES: Final = "memory_feed_cycles"
 """The ledger's table name under the lake root."""

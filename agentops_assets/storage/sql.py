@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from agentops_assets import lake
-from agentops_assets.config import Paths
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
 
 _READ_ONLY: frozenset[duckdb.StatementType] = frozenset({duckdb.StatementType.SELECT})
 _HINTS: dict[duckdb.StatementType, str] = {

@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentops_assets.cli_finops import finops
-from agentops_assets.cli_memory import memory
-from agentops_assets.config import Paths
+from agentops_assets.cli.finops import finops
+from agentops_assets.cli.memory import memory
+from agentops_assets.storage.config import Paths
 
 console = Console()
 err = Console(stderr=True)
@@ -113,7 +113,7 @@ def simulate(
 
 
 def _simulate(paths: Paths, *, start: date | None, cycles_per_day: int, **options):
-    from agentops_assets.telemetry.simulator import simulate as run_simulation
+    from agentops_assets.simulator import simulate as run_simulation
 
     with _progress("Simulating the fleet") as (progress, task):
 
@@ -184,8 +184,8 @@ def sql(query: str, fmt: str, limit: int, timeout: float) -> None:
     """
     import duckdb
 
-    from agentops_assets import lake
-    from agentops_assets.sql import QueryTimeoutError, run_query
+    from agentops_assets.storage import lake
+    from agentops_assets.storage.sql import QueryTimeoutError, run_query
 
     paths = _paths()
     try:
@@ -246,7 +246,7 @@ def run() -> None:
 
 def _materialize_all(paths: Paths) -> bool:
     """Run the whole asset graph once; prints what each asset and check produced."""
-    from agentops_assets.runner import Interrupted, materialize_all
+    from agentops_assets.cli.runner import Interrupted, materialize_all
 
     err.print(f"Materializing every asset through Dagster (runs kept in {paths.dagster_home})")
     try:
@@ -282,7 +282,7 @@ def ui(port: int) -> None:
     Example:
       agentops ui --port 3000
     """
-    from agentops_assets.runner import prepare_dagster_home
+    from agentops_assets.cli.runner import prepare_dagster_home
 
     env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(_paths()))}
     command = [
@@ -363,7 +363,7 @@ def demo(agents: int, days: int, seed: int) -> None:
 
 def _print_finops_summary(paths: Paths, first_day: date) -> None:
     """Spend, ROI and budget status for the month, and every budget finding of the week."""
-    from agentops_assets.finops_report import print_report
+    from agentops_assets.cli.finops_report import print_report
 
     console.print()
     try:
@@ -383,8 +383,8 @@ def _seed_knowledge(paths: Paths) -> None:
 
 def _print_memory_summary(paths: Paths, incidents: list[dict]) -> None:
     """Memory in numbers, and how to find and undo the wrong lesson the simulator planted."""
-    from agentops_assets.memory_feed import FEED_AUTHOR
-    from agentops_assets.sql import query
+    from agentops_assets.memory_feed.feed import FEED_AUTHOR
+    from agentops_assets.storage.sql import query
     from memory import TABLE_NAME, MemoryStore
 
     store = MemoryStore(paths.table_uri(TABLE_NAME))
@@ -426,8 +426,8 @@ def _print_memory_summary(paths: Paths, incidents: list[dict]) -> None:
 
 
 def _print_summary(paths: Paths) -> None:
-    from agentops_assets import lake
-    from agentops_assets.sql import query
+    from agentops_assets.storage import lake
+    from agentops_assets.storage.sql import query
 
     tables = lake.list_tables(paths)
     counts = (

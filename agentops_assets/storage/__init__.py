@@ -1,0 +1,1 @@
+"""The storage layer: paths and URIs, Delta tables and their locks, SQL over them."""
