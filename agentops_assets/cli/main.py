@@ -376,7 +376,7 @@ def _seed_knowledge(paths: Paths) -> None:
     """Give an empty knowledge folder the example handbook (refunds, FX, support, runbook)."""
     if paths.knowledge.exists() and any(paths.knowledge.iterdir()):
         return
-    examples = Path(__file__).parent / "examples" / "knowledge"
+    examples = Path(__file__).parents[1] / "examples" / "knowledge"
     shutil.copytree(examples, paths.knowledge, dirs_exist_ok=True)
     console.print(f"Copied the example knowledge documents into {paths.knowledge}")
 
