@@ -1,7 +1,7 @@
 """A deterministic simulator of a production AI-agent fleet's telemetry.
 
 It writes landing files in the native JSONL reasoning-log format and/or OTLP/JSON traces
-(see TELEMETRY.md), with daily and weekly rhythm, named incidents, planted secrets and, on
+(see docs/telemetry.md), with daily and weekly rhythm, named incidents, planted secrets and, on
 request, malformed records; the ground truth goes to a separate folder. No dagster import.
 
 Example:

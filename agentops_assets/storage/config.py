@@ -11,7 +11,7 @@ DEFAULT_HOME = "./data"
 
 @dataclass(frozen=True)
 class Paths:
-    """The storage layout under ``$AGENTOPS_HOME`` (see ARCHITECTURE.md).
+    """The storage layout under ``$AGENTOPS_HOME`` (the README's Configuration section shows it).
 
     ``lake_uri`` may point at object storage (``s3://``, ``gs://``, ``az://``); every other
     folder is local to the machine running the code location.

@@ -1,7 +1,7 @@
 """Delta Lake access shared by every domain: read through polars, append atomically.
 
 Reads go through polars (``scan_delta``), never ``DeltaTable.to_pyarrow_*``, which can abort
-a short process at exit (STACK_NOTES.md).
+a short process at exit.
 """
 
 from __future__ import annotations

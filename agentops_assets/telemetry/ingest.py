@@ -1,6 +1,6 @@
 """Ingestion: landing files -> ``agent_events``, ``agent_events_quarantine``, ``ingested_files``.
 
-Rules (TELEMETRY.md): each landing file is ingested once; an ``event_id`` is stored once even
+Rules (docs/telemetry.md): each landing file is ingested once; an ``event_id`` is stored once even
 when re-sent in another file; every record read is either stored or quarantined with a
 reason; secrets are redacted before the write; landing files are never modified.
 

@@ -1,4 +1,4 @@
-"""Reader for the native JSONL reasoning log (TELEMETRY.md)."""
+"""Reader for the native JSONL reasoning log (docs/telemetry.md)."""
 
 from __future__ import annotations
 

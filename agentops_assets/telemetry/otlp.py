@@ -1,6 +1,6 @@
 """Read OTLP JSON trace files (OpenTelemetry GenAI and OpenInference spans) into text records.
 
-One span becomes one record. Canonical fields are mapped per TELEMETRY.md; every attribute that
+One span becomes one record. Canonical fields are mapped per docs/telemetry.md; every attribute that
 did not land verbatim in a canonical field is kept in the ``attributes`` JSON object. The reader
 never raises on bad input: what it cannot map comes back as a :class:`Reject`.
 

@@ -1,4 +1,4 @@
-"""The canonical telemetry contract (TELEMETRY.md) as polars schemas.
+"""The canonical telemetry contract (docs/telemetry.md) as polars schemas.
 
 Table names are contracts: the CLI, SQL users and tests refer to them by these names.
 """

@@ -1,7 +1,7 @@
 """What the index must change to match the memory table: full reads and the change data feed.
 
 Reads go through polars and ``load_cdf`` wrapped with ``pa.table``, never ``to_pyarrow_*``,
-which can abort a short process at exit (STACK_NOTES.md).
+which can abort a short process at exit.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ LAKE_WRITERS_POOL = "agentops_lake_writers"
     specs=[
         dg.AssetSpec(
             AGENT_EVENTS,
-            description="One row per agent step (TELEMETRY.md), Delta, partitioned by event_date. "
+            description="One row per agent step (docs/telemetry.md), Delta, partitioned by event_date. "
             "Deduplicated by event_id, secrets redacted.",
             kinds={"delta", "polars"},
         ),
