@@ -441,3 +441,32 @@ def test_incident_signals_show_in_the_events(tmp_path: Path) -> None:
     bad = inc["corrupted_context"]
     hit = [e for e in events if e["agent_id"] in bad["agent_ids"] and within(e, bad)]
     assert any(e.get("input_context") == "" for e in hit)
+
+
+def test_simulated_roi_per_agent_type_is_plausible(tmp_path: Path) -> None:
+    """Value per decision is calibrated so that each type's ROI over its LLM spend is believable.
+
+    The README documents the calibration: ROI between about 1.5x and 11x on a week's fleet.
+    """
+    import polars as pl
+
+    from agentops_assets.finops.pricing import price_events
+    from agentops_assets.storage.config import Paths
+    from agentops_assets.telemetry.ingest import ingest_landing
+
+    paths = Paths.from_env(tmp_path / "home")
+    simulate(paths.landing, tmp_path / "truth", agents=12, days=3, seed=5)
+    ingest_landing(paths)
+    events = pl.read_delta(paths.table_uri("agent_events"))
+    cost = price_events(events).group_by("agent_type").agg(pl.col("cost_usd").sum())
+    value = (
+        events.filter(pl.col("kind") == "decision")
+        .group_by("agent_type")
+        .agg(pl.col("value_usd").sum())
+    )
+    roi = cost.join(value, on="agent_type").select(
+        "agent_type", ((pl.col("value_usd") - pl.col("cost_usd")) / pl.col("cost_usd")).alias("roi")
+    )
+    assert roi.height == 6
+    for agent_type, figure in roi.iter_rows():
+        assert 0.5 < figure < 20, f"{agent_type}: ROI {figure:.1f}x is not plausible"

@@ -20,7 +20,8 @@ class AgentType:
     namespace: str  # memory namespace
     models: tuple[tuple[str, float], ...]
     tools: tuple[tuple[str, float], ...]
-    value_usd: float  # typical value of a successful decision
+    value_usd: float  # typical value of a successful decision, attributed to the agent (see README)
+    amount_usd: float  # typical amount of money a task handles (invoice, refund, order)
     confidence: tuple[float, float]  # beta(a, b) of decision confidence
     success: float
     unknown: float
@@ -62,7 +63,8 @@ AGENT_TYPES: Final[tuple[AgentType, ...]] = (
             ("orders.lookup", 2),
             ("orders.refund_request", 1),
         ),
-        value_usd=14.0,
+        value_usd=0.03,
+        amount_usd=14.0,
         confidence=(17.0, 3.0),
         success=0.9,
         unknown=0.05,
@@ -180,7 +182,8 @@ AGENT_TYPES: Final[tuple[AgentType, ...]] = (
             ("erp.post_journal", 1),
             ("crm.lookup_customer", 2),
         ),
-        value_usd=180.0,
+        value_usd=0.66,
+        amount_usd=180.0,
         confidence=(16.0, 3.5),
         success=0.88,
         unknown=0.05,
@@ -299,7 +302,8 @@ AGENT_TYPES: Final[tuple[AgentType, ...]] = (
             ("github.create_pr", 1),
             ("kb.search", 2),
         ),
-        value_usd=45.0,
+        value_usd=0.24,
+        amount_usd=45.0,
         confidence=(12.0, 3.0),
         success=0.86,
         unknown=0.06,
@@ -392,7 +396,8 @@ AGENT_TYPES: Final[tuple[AgentType, ...]] = (
             ("roadmap.update", 1),
             ("slack.post_message", 1),
         ),
-        value_usd=90.0,
+        value_usd=0.34,
+        amount_usd=90.0,
         confidence=(14.0, 4.0),
         success=0.84,
         unknown=0.08,
@@ -481,7 +486,8 @@ AGENT_TYPES: Final[tuple[AgentType, ...]] = (
             ("notes.append", 2),
             ("kb.search", 1),
         ),
-        value_usd=6.0,
+        value_usd=0.11,
+        amount_usd=6.0,
         confidence=(10.0, 4.0),
         success=0.8,
         unknown=0.15,
@@ -562,7 +568,8 @@ AGENT_TYPES: Final[tuple[AgentType, ...]] = (
             ("kb.search", 1),
             ("crm.lookup_customer", 1),
         ),
-        value_usd=60.0,
+        value_usd=0.4,
+        amount_usd=60.0,
         confidence=(18.0, 3.0),
         success=0.9,
         unknown=0.05,

@@ -125,7 +125,7 @@ class CycleGenerator:
             scenario = next((s for s in atype.scenarios if "refund" in s[1]), scenario)
             amount = r.uniform(10_500, 48_000)
         else:
-            amount = atype.value_usd * 15 * r.lognormvariate(0.0, 0.9)
+            amount = atype.amount_usd * 15 * r.lognormvariate(0.0, 0.9)
         amount_s = f"{amount:,.2f}"
         task = scenario[0].replace("{id}", entity).replace("{amount}", amount_s)
         decision_name = scenario[1]
@@ -351,7 +351,7 @@ class CycleGenerator:
         elif rnd() < atype.unknown:
             outcome, value = "unknown", None
         elif rnd() < success:
-            outcome, value = "success", round(atype.value_usd * r.lognormvariate(0.0, 0.6), 2)
+            outcome, value = "success", round(atype.value_usd * r.lognormvariate(0.0, 0.6), 4)
         else:
             outcome, value, result = "failure", 0.0, f"Failed: {result}"
         if conf < 0.5:
