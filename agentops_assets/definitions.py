@@ -1,10 +1,19 @@
 """The AgentOps Grid code location: gathers each domain's definitions and binds resources."""
 
+import warnings
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from agentops_assets.defs import finops, memory, telemetry
 from agentops_assets.defs.resources import LakeResource
+
+with warnings.catch_warnings():
+    # The FinOps assets run a backfill as one run (BackfillPolicy.single_run), a parameter
+    # Dagster marks beta; its BetaWarning, once per asset, tells a user nothing to act on.
+    warnings.filterwarnings(
+        "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
+    )
+    from agentops_assets.defs import finops, memory, telemetry
 
 defs = dg.Definitions.merge(
     telemetry.defs,

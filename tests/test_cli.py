@@ -64,7 +64,12 @@ def test_sql_before_any_data_says_what_to_do(paths: Paths) -> None:
     assert "agentops demo" in result.output
 
 
-def test_demo_simulates_materializes_and_summarizes(paths: Paths) -> None:
+def test_demo_simulates_materializes_and_summarizes(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentops_assets.cli import main as cli_main
+
+    monkeypatch.setattr(cli_main.console, "width", 400)  # one line per row of the runs table
     previous = os.environ.get("DAGSTER_HOME")
     try:
         result = CliRunner().invoke(main, ["demo", "--agents", "5", "--days", "2"])
@@ -83,4 +88,7 @@ def test_demo_simulates_materializes_and_summarizes(paths: Paths) -> None:
         "event_ids_unique",
     ):
         assert expected in result.output
+    # Both days hold every incident; the cost spike's breach is labelled as the expected one.
+    breach = next(line for line in result.output.splitlines() if "budget_within_caps" in line)
+    assert "FAILED" in breach and "(expected: the injected cost spike)" in breach
     assert (paths.dagster_home / "history").exists() or any(paths.dagster_home.iterdir())

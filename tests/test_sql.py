@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
 
-from agentops_assets.cli.main import main
+from agentops_assets.cli.main import _cell, main
 from agentops_assets.storage.config import Paths
 from agentops_assets.storage.sql import ReadOnlyError, query
 from agentops_assets.telemetry.ingest import ingest_landing
@@ -85,3 +89,30 @@ def test_cli_errors_are_one_clear_message_without_a_trace(
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_table_wider_than_the_terminal_prints_one_block_per_record(lake: Paths) -> None:
+    sql = "SELECT * FROM agent_events ORDER BY event_id LIMIT 3"
+    env = {**os.environ, "AGENTOPS_HOME": str(lake.home), "COLUMNS": "80"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "agentops_assets", "sql", sql],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "--format csv" in shown.stderr
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert [line.split()[:2] for line in lines if line.startswith("record ")] == [
+        ["record", "1"],
+        ["record", "2"],
+        ["record", "3"],
+    ]
+    values = {m[1]: m[2].strip() for m in map(re.compile(r"^(\w+):(.*)$").match, lines) if m}
+    rows = query(lake, sql)
+    assert rows.width > 20
+    for name, value in rows.row(2, named=True).items():  # the last block
+        start = "" if value is None else _cell(value)[:10]
+        assert values[name].startswith(start), (name, values[name], start)

@@ -116,6 +116,23 @@ def test_no_comment_hides_what_an_explain_runs(prefix: str) -> None:
         check_read_only(con, f"{prefix} {filler} SELECT '{filler}'")
 
 
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("ATTACH 'x.db' AS x", "an ATTACH statement is refused"),
+        ("INSERT INTO t VALUES (1)", "an INSERT statement is refused"),
+        ("UPDATE t SET a = 1", "an UPDATE statement is refused"),
+        ("DELETE FROM t", "a DELETE statement is refused"),
+        ("EXPLAIN ANALYZE ALTER TABLE t ADD COLUMN b INT", "EXPLAIN of an ALTER statement"),
+        ("EXPLAIN DROP TABLE t", "EXPLAIN of a DROP statement"),
+    ],
+)
+def test_refusals_name_the_statement_with_the_right_article(sql: str, message: str) -> None:
+    with pytest.raises(ReadOnlyError) as refused:
+        check_read_only(duckdb.connect(), sql)
+    assert message in str(refused.value)
+
+
 def _files_written(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir()) if out.exists() else []
 

@@ -88,10 +88,17 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> list[duckdb.S
         elif statement.type not in _READ_ONLY:
             hint = _HINTS.get(statement.type, "")
             raise ReadOnlyError(
-                f"agentops sql is read-only: a {statement.type.name} statement is refused; "
+                f"agentops sql is read-only: {_kind(statement.type)} statement is refused; "
                 f"use SELECT{hint}."
             )
     return statements
+
+
+def _kind(kind: duckdb.StatementType) -> str:
+    """A statement type's name with its article: "a DELETE", "an ATTACH"."""
+    # Every type whose name starts with a vowel letter also starts with a vowel sound.
+    article = "an" if kind.name[0] in "AEIOU" else "a"
+    return f"{article} {kind.name}"
 
 
 def _check_explained(con: duckdb.DuckDBPyConnection, text: str) -> None:
@@ -104,7 +111,7 @@ def _check_explained(con: duckdb.DuckDBPyConnection, text: str) -> None:
     for inner in readings:
         if inner.type not in _READ_ONLY:
             raise ReadOnlyError(
-                f"agentops sql is read-only: EXPLAIN of a {inner.type.name} statement is "
+                f"agentops sql is read-only: EXPLAIN of {_kind(inner.type)} statement is "
                 "refused; explain a SELECT."
             )
 
