@@ -6,8 +6,6 @@ a short process at exit.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -15,6 +13,7 @@ from datetime import date
 import polars as pl
 import pyarrow.fs as pafs
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties
+from filelock import FileLock
 
 from agentops_assets.storage.config import Paths
 
@@ -147,10 +146,6 @@ def writer_lock(paths: Paths, name: str) -> Iterator[None]:
     Across machines, Dagster's concurrency pool for lake writers does the same job.
     """
     paths.locks.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    # flock underneath: the kernel releases it when its holder dies, killed or not.
+    with FileLock(paths.locks / f"{name}.lock"):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)

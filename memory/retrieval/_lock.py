@@ -1,22 +1,22 @@
 """One writer at a time per index table.
 
-Local databases: an exclusive ``flock`` on ``<database>/<table>.lock``, beside the table's
-``<table>.lance`` folder. The kernel drops it when its holder exits, killed or not, so a crash
-never leaves the index locked. Object stores hold no such lock: writers in one process still
-take turns, and across processes the scheduler must serialise them (Dagster's
-``agentops_index_writers`` pool does).
+Local databases: an exclusive file lock (``filelock``, an ``flock`` underneath) on
+``<database>/<table>.lock``, beside the table's ``<table>.lance`` folder. The kernel drops it
+when its holder exits, killed or not, so a crash never leaves the index locked. Object stores
+hold no such lock: writers in one process still take turns, and across processes the scheduler
+must serialise them (Dagster's ``agentops_index_writers`` pool does).
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
+
+from filelock import FileLock, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ def exclusive(uri: str, table: str) -> Iterator[None]:
         return
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{table}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = FileLock(path, thread_local=False)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another writer of the index %r (lock %s)", table, path)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another writer of the index %r (lock %s)", table, path)
+        lock.acquire()
+    try:
         yield
     finally:
-        os.close(fd)  # closing the only descriptor releases the lock
+        lock.release()
