@@ -1,4 +1,4 @@
-"""Agent memory versioned like code: commit, log, as-of, diff and rollback on Delta Lake.
+"""Agent memory versioned like code: commit, log, as-of, diff, rollback and revert on Delta Lake.
 
 One Delta table holds every agent's facts; each commit or rollback is one Delta version whose
 commit metadata says who changed what and why. No Dagster here: assets and the CLI call this.
@@ -12,6 +12,8 @@ from memory.errors import (
     FactExistsError,
     InvalidFactError,
     MemoryStoreError,
+    NothingToRevertError,
+    RevertConflictError,
     UnknownAgentError,
     UnknownFactError,
     UnknownVersionError,
@@ -44,6 +46,8 @@ __all__ = [
     "InvalidFactError",
     "MemoryStore",
     "MemoryStoreError",
+    "NothingToRevertError",
+    "RevertConflictError",
     "UnknownAgentError",
     "UnknownFactError",
     "UnknownVersionError",

@@ -1,7 +1,7 @@
 """The one Delta table behind a memory store: layout, reads through polars, history, merge.
 
 Reads go through polars (``pl.scan_delta`` on a loaded ``DeltaTable``), never
-``to_pyarrow_*``, which can abort a short process at exit (STACK_NOTES.md).
+``to_pyarrow_*``, which can abort a short process at exit.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ ADDED = "memory.added"
 UPDATED = "memory.updated"
 DELETED = "memory.deleted"
 ROLLED_BACK_TO = "memory.rolled_back_to"
+REVERTED = "memory.reverted"
 COMMIT_ID = "memory.commit_id"  # lets a writer recognise its own commit in the log
 
 # Compaction packs files smaller than this; larger ones are never rewritten by it, so one

@@ -33,3 +33,11 @@ class FactExistsError(MemoryStoreError):
 
 class CommitConflictError(MemoryStoreError):
     """Concurrent writers kept winning: the commit was retried until the deadline, then dropped."""
+
+
+class RevertConflictError(MemoryStoreError):
+    """A later commit changed a fact that the commit being reverted changed."""
+
+
+class NothingToRevertError(MemoryStoreError):
+    """The commit's changes are already undone (it was reverted before)."""

@@ -28,7 +28,7 @@ _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 _MAX_ID_CHARS = 256
 
 ChangeOp = Literal["add", "update", "put", "delete"]
-CommitKind = Literal["commit", "rollback"]
+CommitKind = Literal["commit", "rollback", "revert"]
 
 
 def check_agent_id(agent_id: object) -> str:
@@ -319,7 +319,7 @@ class FactChange:
 
 @dataclass(frozen=True)
 class Commit:
-    """One commit of the memory store, as ``commit``, ``rollback`` and ``log`` report it.
+    """One commit of the memory store, as ``commit``, ``rollback``, ``revert`` and ``log`` give it.
 
     ``version`` is the Delta table version: global across agents, like a repository's commit
     ids. Counts are rows of this agent added, updated and deleted by the commit.
@@ -337,9 +337,11 @@ class Commit:
     updated: int = 0
     deleted: int = 0
     rolled_back_to: int | None = None
+    reverted: int | None = None
 
     def __str__(self) -> str:
         extra = f" (rollback to v{self.rolled_back_to})" if self.kind == "rollback" else ""
+        extra = f" (revert of v{self.reverted})" if self.kind == "revert" else extra
         return (
             f"v{self.version} {self.timestamp:%Y-%m-%d %H:%M:%S} {self.agent_id} "
             f"+{self.added} ~{self.updated} -{self.deleted} by {self.author}{extra}: "

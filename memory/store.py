@@ -25,6 +25,8 @@ from memory import _table as t
 from memory.errors import (
     CommitConflictError,
     FactExistsError,
+    NothingToRevertError,
+    RevertConflictError,
     UnknownAgentError,
     UnknownFactError,
     UnknownVersionError,
@@ -48,6 +50,7 @@ from memory.redaction import redact_json, redact_text, secret_kinds
 log = logging.getLogger(__name__)
 # Commit metadata that people and agents write: redacted, as it is stored in the Delta log.
 _REDACTED_KEYS = (t.MESSAGE, t.AUTHOR, t.CYCLE, t.APPROVER)
+_COMMIT_KINDS = ("commit", "rollback", "revert")
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,109 @@ class MemoryStore:
             return result
 
         return self._write(agent_id, plan, metadata)
+
+    def revert(
+        self,
+        agent_id: str,
+        version: int,
+        *,
+        author: str,
+        reason: str | None = None,
+        approved_by: str | None = None,
+    ) -> Commit:
+        """Undo exactly what commit ``version`` did to one agent's facts, as a NEW version.
+
+        Facts it added are removed, facts it changed get their previous value back and facts
+        it removed come back; every later commit's other changes are kept (``git revert``).
+
+        Args:
+            agent_id: The agent whose commit is undone.
+            version: A commit of this agent (see ``log``).
+            author: Who or what reverts.
+            reason: Why, added to the message ``Revert vN: <original message>``.
+            approved_by: Who approved the revert.
+
+        Returns:
+            The revert commit.
+
+        Raises:
+            UnknownVersionError: ``version`` is not a commit of this agent.
+            RevertConflictError: A later commit changed a fact that ``version`` changed.
+            NothingToRevertError: The commit's changes are already undone.
+        """
+        check_agent_id(agent_id)
+        check_version(version)
+        target = self._agent_commit(agent_id, version)
+        before = t.read_facts(self._load(version=version - 1), agent_id)
+        after = t.read_facts(self._load(version=version), agent_id)
+        message = f"Revert v{version}: {target.message}"
+        if reason is not None:
+            message += f" ({check_text(reason, 'reason')})"
+        metadata = {
+            t.KIND: "revert",
+            t.AGENT: agent_id,
+            t.MESSAGE: _bounded(message, MAX_MESSAGE_BYTES),
+            t.AUTHOR: check_text(author, "author", max_chars=MAX_NAME_CHARS),
+            t.APPROVER: check_text(
+                approved_by, "approved_by", optional=True, max_chars=MAX_NAME_CHARS
+            ),
+            t.REVERTED: str(version),
+        }
+
+        def plan(table: DeltaTable, now: datetime) -> _Plan:
+            work, conflicts = _revert_plan(table, agent_id, before, after, now)
+            if conflicts:
+                later = self._changed_since(agent_id, version, conflicts, table.version())
+                raise RevertConflictError(_conflict(agent_id, version, conflicts, later))
+            if work.source.is_empty():
+                raise NothingToRevertError(
+                    f"nothing to revert: the changes v{version} made to {agent_id!r} are "
+                    f"already undone{self._reverted_by(agent_id, version)}."
+                )
+            return work
+
+        commit = self._write(agent_id, plan, metadata)
+        assert commit is not None  # an empty plan raised above
+        return commit
+
+    def _agent_commit(self, agent_id: str, version: int) -> Commit:
+        """The commit ``version``, which must be a commit of ``agent_id``."""
+        self._load(version=version)  # a version past the head or cleaned up: a clear error
+        entry = self._entry_at(version)
+        if entry is None or entry.get(t.KIND) not in _COMMIT_KINDS:
+            raise UnknownVersionError(
+                f"v{version} is not a memory commit (it is table housekeeping); pick a "
+                f"version from `memory log {agent_id}`."
+            )
+        if entry.get(t.AGENT) != agent_id:
+            raise UnknownVersionError(
+                f"v{version} is a commit of agent {entry.get(t.AGENT)!r}, not of {agent_id!r}; "
+                f"pick a version from `memory log {agent_id}`."
+            )
+        return _to_commit(entry)
+
+    def _changed_since(
+        self, agent_id: str, version: int, fact_ids: list[str], head: int
+    ) -> list[int]:
+        """Versions after ``version`` (up to ``head``) whose commit changed one of the facts."""
+        table = self._table()
+        assert table is not None
+        later = [c.version for c in self._commits(table, agent_id, head - version)]
+        changed = []
+        for v in sorted(x for x in later if version < x <= head):
+            old = t.read_facts(self._load(version=v - 1), agent_id, fact_ids=fact_ids)
+            new = t.read_facts(self._load(version=v), agent_id, fact_ids=fact_ids)
+            if not _same_values(old, new):
+                changed.append(v)
+        return changed
+
+    def _reverted_by(self, agent_id: str, version: int) -> str:
+        """`` by vN`` naming the latest revert of ``version``, or nothing when none is found."""
+        table = self._table()
+        assert table is not None
+        commits = self._commits(table, agent_id, max(1, table.version() - version))
+        found = next((c for c in commits if c.reverted == version), None)
+        return "" if found is None else f" (reverted by v{found.version})"
 
     def _write(
         self,
@@ -544,7 +650,7 @@ class MemoryStore:
             commits = [
                 _to_commit(e)
                 for e in entries
-                if e.get(t.KIND) in ("commit", "rollback")
+                if e.get(t.KIND) in _COMMIT_KINDS
                 and (agent_id is None or e.get(t.AGENT) == agent_id)
             ]
             # Done when enough, or when the log has no more (old commits may be cleaned up).
@@ -611,6 +717,68 @@ def _rollback_plan(table: DeltaTable, agent_id: str, desired: pl.DataFrame) -> _
     return _Plan(source, added, differ.height - added, gone.height)
 
 
+def _revert_plan(
+    table: DeltaTable, agent_id: str, before: pl.DataFrame, after: pl.DataFrame, now: datetime
+) -> tuple[_Plan, list[str]]:
+    """Rows that undo the change from ``before`` to ``after``, and the facts that conflict.
+
+    A fact the commit touched is undone when it still holds the commit's result, skipped when
+    it already holds the earlier value, and conflicts when a later commit made it anything else.
+    """
+    old = {r["fact_id"]: r for r in before.iter_rows(named=True)}
+    new = {r["fact_id"]: r for r in after.iter_rows(named=True)}
+    touched = sorted(f for f in old.keys() | new.keys() if not _same_row(old.get(f), new.get(f)))
+    current = t.read_facts(table, agent_id, fact_ids=touched) if touched else before.clear()
+    held = {r["fact_id"]: r for r in current.iter_rows(named=True)}
+    rows: list[dict[str, Any]] = []
+    conflicts: list[str] = []
+    for fact_id in touched:
+        now_row, wanted = held.get(fact_id), old.get(fact_id)
+        if _same_row(now_row, wanted):
+            continue  # already back to the value before the commit
+        if not _same_row(now_row, new.get(fact_id)):
+            conflicts.append(fact_id)
+        elif wanted is None:
+            rows.append({"agent_id": agent_id, "fact_id": fact_id, "_op": "delete"})
+        else:
+            rows.append({**wanted, "updated_at": now, "_op": "upsert"})
+    source = pl.DataFrame(rows, schema=t.SOURCE_SCHEMA)
+    upserts = [r for r in rows if r["_op"] == "upsert"]
+    added = sum(r["fact_id"] not in held for r in upserts)
+    plan = _Plan(source, added, len(upserts) - added, len(rows) - len(upserts))
+    return plan, conflicts
+
+
+def _same_row(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Whether two fact rows (``None``: absent) hold the same values, timestamps aside."""
+    if a is None or b is None:
+        return a is b
+    return all(a[c] == b[c] for c in t.COMPARED)
+
+
+def _same_values(old: pl.DataFrame, new: pl.DataFrame) -> bool:
+    a = {r["fact_id"]: r for r in old.iter_rows(named=True)}
+    b = {r["fact_id"]: r for r in new.iter_rows(named=True)}
+    return a.keys() == b.keys() and all(_same_row(a[f], b[f]) for f in a)
+
+
+def _conflict(agent_id: str, version: int, fact_ids: list[str], later: list[int]) -> str:
+    facts = ", ".join(repr(f) for f in fact_ids)
+    by = ", ".join(f"v{v}" for v in later) or "a later commit"
+    return (
+        f"cannot revert v{version} of {agent_id!r}: {by} changed the same fact(s) {facts} "
+        "since; revert those first, or commit the fix by hand. Nothing was written."
+    )
+
+
+def _bounded(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` of UTF-8, ending in an ellipsis when cut."""
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    return data[: max_bytes - 3].decode("utf-8", errors="ignore") + "…"
+
+
 def _to_facts(frame: pl.DataFrame) -> list[Fact]:
     """Rows to ``Fact`` values; tuned because ``as_of`` of a large agent spends its time here."""
     if frame.is_empty():
@@ -639,6 +807,7 @@ def _datetimes(series: pl.Series) -> list[datetime]:
 
 def _to_commit(entry: Mapping[str, Any]) -> Commit:
     rolled = entry.get(t.ROLLED_BACK_TO)
+    reverted = entry.get(t.REVERTED)
     return Commit(
         version=entry["version"],
         timestamp=t.commit_time(entry),
@@ -652,6 +821,7 @@ def _to_commit(entry: Mapping[str, Any]) -> Commit:
         updated=int(entry.get(t.UPDATED, 0)),
         deleted=int(entry.get(t.DELETED, 0)),
         rolled_back_to=None if rolled is None else int(rolled),
+        reverted=None if reverted is None else int(reverted),
     )
 
 

@@ -8,6 +8,8 @@ from click.testing import CliRunner
 from agentops_assets.cli import memory as cli_memory
 from agentops_assets.cli.main import main
 from agentops_assets.storage.config import Paths
+from memory import TABLE_NAME
+from memory.retrieval import MemoryIndex
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +60,79 @@ def test_errors_are_one_sentence_without_a_trace(paths: Paths) -> None:
         result = runner.invoke(main, args)
         assert result.exit_code in (1, 2), result.output
         assert expected in result.output and "Traceback" not in result.output
+
+
+def test_revert_undoes_one_commit_and_refuses_a_conflict(paths: Paths) -> None:
+    _commit("fin-1", "refund.limit", "Refunds over $1,000 need approval.", "policy")  # v1
+    _commit("fin-1", "refund.fast", "Refunds under $50 are instant.", "wrong lesson")  # v2
+    _commit("fin-1", "fx.ccy", "Invoices in EUR.", "fx")  # v3
+    out = _run("revert", "fin-1", "2", "--author", "maria", "--yes")
+    assert "+ refund.fast: Refunds under $50 are instant." in out
+    assert "Reverted v2 of fin-1 as v4: 0 restored, 0 changed back, 1 removed." in out
+    shown = _run("show", "fin-1")
+    assert "refund.fast" not in shown and "Invoices in EUR." in shown and "$1,000" in shown
+    assert "Revert v2: wrong lesson" in _run("log", "fin-1", "--limit", "1")
+
+    _commit("fin-1", "refund.limit", "Refunds over $5,000 need approval.", "review fix")  # v5
+    result = CliRunner().invoke(main, ["memory", "revert", "fin-1", "1", "--yes"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "v5 changed the same fact(s) 'refund.limit'" in " ".join(result.output.split())
+    again = CliRunner().invoke(main, ["memory", "revert", "fin-1", "2", "--yes"])
+    assert again.exit_code == 1 and "already undone (reverted by v4)" in again.output
+
+
+def test_log_is_readable_at_80_columns(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_memory.console, "width", 80)
+    message = "learned the refund approval policy from the controller's email of last week"
+    for agent in ("finance-agent-03", "ops-agent-11"):
+        _run(
+            "commit",
+            agent,
+            "--fact",
+            "refund.limit",
+            "--content",
+            "x",
+            "-m",
+            message,
+            "--author",
+            "memory-feed",
+            "--approved-by",
+            "maria.rossi",
+        )
+    _run("rollback", "ops-agent-11", "1", "--reason", "[wrong]", "--yes")
+    for args in (["log"], ["log", "finance-agent-03"]):
+        lines = _run(*args).splitlines()
+        assert all(len(line) <= 80 for line in lines)
+        head = next(line for line in lines if line.startswith("v "))
+        assert head.split() == [
+            "v",
+            "UTC",
+            *(["agent"] if len(args) == 1 else []),
+            "+/~/-",
+            "message,",
+            "by",
+        ]
+        row = next(line for line in lines if line.startswith("1 "))
+        assert "1/0/0" in row and row.split()[2].count(":") == 1  # version, time, counts
+        start = head.index("message")
+        column = " ".join(line[start:].strip() for line in lines[lines.index(head) + 2 :])
+        column = " ".join(column.split())
+        assert message in column  # wrapped in its column, not cut
+        assert f"{message} by memory-feed, approved by maria.rossi" in column
+        if len(args) == 1:
+            assert "finance-agent-03" in row  # the agent id is not folded
+            assert "(rollback to v1) [wrong]" in column  # a message is not read as markup
+
+
+def test_search_names_an_unknown_agent_and_says_when_nothing_matches(paths: Paths) -> None:
+    _commit("fin-1", "refund.limit", "Refunds over $1,000 need approval.", "policy")
+    MemoryIndex(paths.lance).refresh_facts(paths.table_uri(TABLE_NAME))
+    result = CliRunner().invoke(main, ["memory", "search", "refund", "--agent", "no-such-agent"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "agent 'no-such-agent' has no memory in this store (1 agent has one" in result.output
+
+    found = _run("search", "refunds approval", "--agent", "fin-1", "--mode", "text")
+    assert "1 hits (memory v1, text)" in found and "Refunds over $1,000" in found
+    none = _run("search", "zebra", "--agent", "fin-1", "--mode", "text")
+    assert 'No fact or document matches "zebra" (text search).' in none
+    assert "vNone" not in none

@@ -20,6 +20,8 @@ from memory import (
     InvalidFactError,
     MemoryStore,
     MemoryStoreError,
+    NothingToRevertError,
+    RevertConflictError,
     UnknownAgentError,
     UnknownFactError,
     UnknownVersionError,
@@ -357,3 +359,86 @@ def test_automatic_compaction_keeps_an_agent_in_few_files(tmp_path: Path) -> Non
     assert len(store.log(FIN, limit=100)) == 10  # compaction is not a memory commit
     assert len(store.as_of(FIN)) == 10
     assert store.frame().height == 10
+
+
+def test_revert_undoes_one_commit_and_keeps_later_unrelated_facts(store: MemoryStore) -> None:
+    first, second, third = _seed(store)
+    store.commit(
+        OPS,
+        [FactChange.add("Restart only stateless pods.", fact_id="k8s")],
+        message="x",
+        author="ops",
+    )
+    later = store.commit(
+        FIN, [FactChange.add("Invoices in EUR.", fact_id="fx.ccy")], message="fx", author="t"
+    )
+    assert later
+    # v2 changed pricing.discount and added calendar.close: both undone, nothing else.
+    undo = store.revert(FIN, second.version, author="maria", reason="bad policy")
+    assert undo.kind == "revert" and undo.reverted == second.version
+    assert undo.message == "Revert v2: policy changed (bad policy)"
+    assert (undo.added, undo.updated, undo.deleted) == (0, 1, 1)
+    assert _contents(store, FIN) == {
+        "pricing.discount": "Discounts above 10% need approval.",
+        "fx.ccy": "Invoices in EUR.",
+    }
+    assert _contents(store, OPS) == {"k8s": "Restart only stateless pods."}
+    assert store.log(FIN, limit=1)[0].version == undo.version
+
+
+def test_revert_of_a_removal_brings_the_fact_back(store: MemoryStore) -> None:
+    first, _, third = _seed(store)
+    undo = store.revert(FIN, third.version, author="maria")
+    assert (undo.added, undo.updated, undo.deleted) == (1, 0, 0)
+    back = {f.fact_id: f for f in store.as_of(FIN)}["crm.c42"]
+    assert back.content == "Customer 42 prefers email." and back.source == "tr-1"
+    assert back.created_at == store.as_of(FIN, version=first.version)[1].created_at
+
+
+def test_revert_refuses_when_a_later_commit_changed_the_same_fact(store: MemoryStore) -> None:
+    first, second, third = _seed(store)
+    fix = store.commit(
+        FIN, [FactChange.update("pricing.discount", "Above 12%.")], message="fix", author="rev"
+    )
+    assert fix
+    head = store.version()
+    with pytest.raises(RevertConflictError) as caught:
+        store.revert(FIN, second.version, author="maria")
+    text = str(caught.value)
+    assert "'pricing.discount'" in text and f"v{fix.version}" in text
+    assert "calendar.close" not in text and f"v{third.version}" not in text
+    assert store.version() == head  # nothing was written
+    # v1 is blocked by the changes to pricing.discount; crm.c42, which v3 removed since, is not.
+    with pytest.raises(RevertConflictError, match=r"v2, v4 changed the same fact\(s\) 'pricing"):
+        store.revert(FIN, first.version, author="maria")
+
+
+def test_revert_twice_and_of_foreign_versions_say_why(store: MemoryStore) -> None:
+    _, second, _ = _seed(store)
+    other = store.commit(OPS, [FactChange.add("x", fact_id="k")], message="ops", author="o")
+    assert other
+    undo = store.revert(FIN, second.version, author="maria")
+    with pytest.raises(
+        NothingToRevertError, match=rf"already undone \(reverted by v{undo.version}\)"
+    ):
+        store.revert(FIN, second.version, author="maria")
+    with pytest.raises(UnknownVersionError, match=f"commit of agent '{OPS}', not of '{FIN}'"):
+        store.revert(FIN, other.version, author="maria")
+    with pytest.raises(UnknownVersionError, match="not a memory commit"):
+        store.revert(FIN, 0, author="maria")
+    with pytest.raises(UnknownVersionError, match="does not exist"):
+        store.revert(FIN, 99, author="maria")
+    # Reverting the revert brings the change of v2 back.
+    store.revert(FIN, undo.version, author="maria")
+    assert _contents(store, FIN)["pricing.discount"] == "Discounts above 15% need approval."
+
+
+def test_revert_message_is_bounded_and_redacted(store: MemoryStore) -> None:
+    long = store.commit(FIN, [FactChange.add("a", fact_id="a")], message="m" * 4090, author="t")
+    assert long
+    undo = store.revert(FIN, long.version, author="t", reason="key AKIAIOSFODNN7EXAMPLE leaked")
+    assert len(undo.message.encode()) <= 4096 and undo.message.startswith("Revert v1: mmm")
+    secret = store.commit(FIN, [FactChange.add("b", fact_id="b")], message="b", author="t")
+    assert secret
+    undo = store.revert(FIN, secret.version, author="t", reason="key AKIAIOSFODNN7EXAMPLE")
+    assert "AKIAIOSFODNN7EXAMPLE" not in undo.message

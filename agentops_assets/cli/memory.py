@@ -6,12 +6,13 @@ import getpass
 from datetime import UTC, datetime
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from agentops_assets.storage.config import Paths
-from memory import TABLE_NAME, FactChange, MemoryStore, MemoryStoreError
+from memory import TABLE_NAME, Commit, FactChange, MemoryStore, MemoryStoreError, UnknownAgentError
 
 console = Console()
 
@@ -34,13 +35,13 @@ class _MemoryGroup(click.Group):
 
 @click.group(cls=_MemoryGroup)
 def memory() -> None:
-    """Agents' memory, versioned like code: log, show, diff, rollback, commit, search.
+    """Agents' memory, versioned like code: log, show, diff, revert, rollback, commit, search.
 
     \b
     Example:
       agentops memory log finance-agent-03
       agentops memory diff finance-agent-03 40 52
-      agentops memory rollback finance-agent-03 40 --reason "wrong refund lesson"
+      agentops memory revert finance-agent-03 41 --reason "wrong refund lesson"
     """
 
 
@@ -55,22 +56,40 @@ def log(agent: str | None, limit: int) -> None:
       agentops memory log finance-agent-03 --limit 10
     """
     commits = _store().log(agent, limit=limit)
-    table = Table(title=f"Memory log{' of ' + agent if agent else ''}")
-    for column in ("version", "time (UTC)", "agent", "kind", "+/~/-", "message", "author"):
-        table.add_column(column, justify="right" if column == "version" else "left")
+    if not commits:
+        console.print("No memory commits yet.")
+        return
+    table = Table(
+        title=f"Memory log{' of ' + agent if agent else ''}",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    table.add_column("v", justify="right", no_wrap=True)
+    table.add_column("UTC", no_wrap=True)
+    if agent is None:
+        table.add_column("agent", overflow="fold")
+    table.add_column("+/~/-", no_wrap=True)
+    table.add_column("message, by", overflow="fold", min_width=24, ratio=1)
     for c in commits:
-        kind = c.kind if c.rolled_back_to is None else f"rollback to v{c.rolled_back_to}"
-        approved = f" (approved by {c.approved_by})" if c.approved_by else ""
-        table.add_row(
-            str(c.version),
-            c.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
-            c.agent_id,
-            kind,
-            f"{c.added}/{c.updated}/{c.deleted}",
-            c.message,
-            c.author + approved,
-        )
-    console.print(table if commits else "No memory commits yet.")
+        cells = [Text(str(c.version)), Text(c.timestamp.strftime("%m-%d %H:%M"))]
+        cells += [Text(c.agent_id)] if agent is None else []
+        cells += [Text(f"{c.added}/{c.updated}/{c.deleted}"), _log_message(c)]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _log_message(commit: Commit) -> Text:
+    """The message (marked when the commit is a rollback), then who made and approved it.
+
+    ``Text``, not markup: a ``[...]`` in a message is shown as written.
+    """
+    text = Text(commit.message)
+    if commit.rolled_back_to is not None:
+        text = Text(f"(rollback to v{commit.rolled_back_to}) ").append_text(text)
+    approved = f", approved by {commit.approved_by}" if commit.approved_by else ""
+    return text.append(f"\n  by {commit.author}{approved}", style="dim")
 
 
 @memory.command()
@@ -168,6 +187,44 @@ def rollback(
     )
 
 
+@memory.command()
+@click.argument("agent")
+@click.argument("version", type=int)
+@click.option("--reason", help="Why, added to the message `Revert vN: <original message>`.")
+@click.option("--author", default=getpass.getuser, show_default="you", help="Who reverts.")
+@click.option("--approved-by", help="Who approved the revert.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def revert(
+    agent: str,
+    version: int,
+    reason: str | None,
+    author: str,
+    approved_by: str | None,
+    yes: bool,
+) -> None:
+    """Undo exactly what one commit did to an agent's memory, as a new commit.
+
+    Later commits are kept. Refused when a later commit changed the same fact.
+
+    \b
+    Example:
+      agentops memory revert finance-agent-03 41 --reason "wrong refund lesson" --yes
+    """
+    store = _store()
+    made = store.diff(agent, version - 1, version) if version > 0 else None
+    if made:  # else not a commit of this agent: revert says so
+        console.print(f"v{version} made these changes; the revert undoes them:")
+        _print_diff(made)
+        if not yes:
+            click.confirm(f"Revert v{version} of {agent}?", abort=True)
+    commit = store.revert(agent, version, author=author, reason=reason, approved_by=approved_by)
+    console.print(
+        f"Reverted v{version} of {agent} as v{commit.version}: {commit.added} restored, "
+        f"{commit.updated} changed back, {commit.deleted} removed. "
+        f"Undo with: agentops memory revert {agent} {commit.version}"
+    )
+
+
 @memory.command(name="commit")
 @click.argument("agent")
 @click.option("--fact", "fact_id", required=True, help="The fact's id, e.g. finance.fx_source.")
@@ -244,11 +301,18 @@ def search(
     paths = Paths.from_env()
     if not paths.lance.exists():
         raise click.ClickException("There is no retrieval index yet; run `agentops run` first.")
+    if agent is not None:
+        _require_agent(_store(), agent)
     hits = MemoryIndex(paths.lance).search(
         query, agent_id=agent, namespace=namespace, k=k, mode=mode, as_of_version=as_of_version
     )
-    version = hits[0].memory_version if hits else as_of_version
-    table = Table(title=f'"{query}": {len(hits)} hits (memory v{version}, {mode})')
+    if not hits:
+        console.print(f'No fact or document matches "{query}" ({mode} search).')
+        return
+    versions = [h.memory_version for h in hits if h.memory_version is not None]
+    version = versions[0] if versions else as_of_version
+    at = "latest memory" if version is None else f"memory v{version}"
+    table = Table(title=f'"{query}": {len(hits)} hits ({at}, {mode})')
     for column in ("#", "kind", "id", "agent", "namespace", "score", "content"):
         table.add_column(column, justify="right" if column in ("#", "score") else "left")
     for rank, hit in enumerate(hits, start=1):
@@ -262,3 +326,15 @@ def search(
             hit.content,
         )
     console.print(table)
+
+
+def _require_agent(store: MemoryStore, agent: str) -> None:
+    """One sentence, not shared documents alone, when ``agent`` has no memory."""
+    try:
+        store.log(agent, limit=1)
+    except UnknownAgentError:
+        known = len(store.agents())
+        have = "1 agent has one" if known == 1 else f"{known} agents have one"
+        raise click.ClickException(
+            f"agent {agent!r} has no memory in this store ({have}; see `agentops memory log`)."
+        ) from None
