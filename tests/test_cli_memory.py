@@ -136,3 +136,20 @@ def test_search_names_an_unknown_agent_and_says_when_nothing_matches(paths: Path
     none = _run("search", "zebra", "--agent", "fin-1", "--mode", "text")
     assert 'No fact or document matches "zebra" (text search).' in none
     assert "vNone" not in none
+
+
+def test_search_right_after_a_rollback_never_answers_from_the_old_index(paths: Paths) -> None:
+    _commit("fin-1", "refund.limit", "Refunds over $1,000 need approval.", "policy")
+    MemoryIndex(paths.lance).refresh_facts(paths.table_uri(TABLE_NAME))
+    _commit("fin-1", "refund.limit", "Refunds over $90,000 need approval.", "wrong lesson")
+    _run("rollback", "fin-1", "1", "--reason", "wrong lesson", "--yes")
+    assert MemoryIndex(paths.lance).memory_version() == 1  # no sensor ran: the index is behind
+
+    result = CliRunner().invoke(
+        main, ["memory", "search", "refunds approval", "--agent", "fin-1", "--mode", "text"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "the memory is at v3: refreshing it first" in result.stderr
+    assert "(memory v3, text)" in result.stdout and "$1,000" in result.stdout
+    assert "$90,000" not in result.stdout
+    assert MemoryIndex(paths.lance).memory_version() == 3

@@ -15,6 +15,7 @@ from agentops_assets.storage.config import Paths
 from memory import TABLE_NAME, Commit, FactChange, MemoryStore, MemoryStoreError, UnknownAgentError
 
 console = Console()
+err = Console(stderr=True)
 
 
 def _store() -> MemoryStore:
@@ -301,9 +302,13 @@ def search(
     paths = Paths.from_env()
     if not paths.lance.exists():
         raise click.ClickException("There is no retrieval index yet; run `agentops run` first.")
+    store = _store()
     if agent is not None:
-        _require_agent(_store(), agent)
-    hits = MemoryIndex(paths.lance).search(
+        _require_agent(store, agent)
+    index = MemoryIndex(paths.lance)
+    if as_of_version is None:
+        _catch_up(index, store, paths)
+    hits = index.search(
         query, agent_id=agent, namespace=namespace, k=k, mode=mode, as_of_version=as_of_version
     )
     if not hits:
@@ -326,6 +331,25 @@ def search(
             hit.content,
         )
     console.print(table)
+
+
+def _catch_up(index, store: MemoryStore, paths: Paths) -> None:
+    """Refresh the index when it is behind the memory, so a search never answers from the past.
+
+    A commit, rollback or revert through the CLI changes the memory at once; the index follows
+    when Dagster's sensor runs, which needs the daemon. The refresh is incremental and takes the
+    index's writer lock, so it is safe beside a Dagster run.
+    """
+    latest, indexed = store.version(), index.memory_version()
+    if latest is None or indexed == latest:
+        return
+    behind = "never refreshed" if indexed is None else f"at memory v{indexed}"
+    err.print(f"The index was {behind}, the memory is at v{latest}: refreshing it first.")
+    done = index.refresh_facts(paths.table_uri(TABLE_NAME))
+    err.print(
+        f"Refreshed to memory v{done.memory_version} ({done.mode}: {done.upserted} embedded, "
+        f"{done.deleted} removed)."
+    )
 
 
 def _require_agent(store: MemoryStore, agent: str) -> None:
