@@ -151,7 +151,7 @@ def test_an_invalid_budget_file_fails_the_run_naming_the_line(paths: Paths, poli
 
 
 def test_finops_days_span_the_telemetry(paths: Paths) -> None:
-    assert finops_days(paths) is None
+    assert finops_days(paths) == []
     write_jsonl(paths.landing / "a.jsonl", [event(n) for n in range(10)])
     ingest_landing(paths)
-    assert finops_days(paths) == (date(2026, 11, 18), date(2026, 11, 20))
+    assert finops_days(paths) == [(date(2026, 11, 18), date(2026, 11, 20))]

@@ -59,11 +59,12 @@ def materialize_all(
 ) -> RunOutcome:
     """Materialize every asset (and run its checks) with ``$AGENTOPS_HOME/dagster`` as home.
 
-    Two runs, both kept in the instance's history: the unpartitioned assets (ingestion,
-    memory), then the daily-partitioned FinOps assets over every day that has telemetry, as
-    one single-run backfill. Runs left behind by a dead process are failed first. The runs
-    execute in a worker thread so that this (main) thread keeps the signals: it reports what
-    a run waits for, and on SIGINT or SIGTERM fails this process's runs and frees their slots.
+    Runs kept in the instance's history: the unpartitioned assets (ingestion, memory), then
+    the daily-partitioned FinOps assets over the days that have telemetry, one single-run
+    backfill per block of consecutive days (usually one). Runs left behind by a dead process
+    are failed first. The runs execute in a worker thread so that this (main) thread keeps the
+    signals: it reports what a run waits for, and on SIGINT or SIGTERM fails this process's
+    runs and frees their slots.
 
     Args:
         paths: The home to materialize.
@@ -110,19 +111,21 @@ def _materialize(paths: Paths, instance, outcome: RunOutcome) -> None:
             tags=owner,
         )
         _collect(result, outcome)
-        days = finops_days(paths)
-        if result.success and days:
+        blocks = finops_days(paths) if result.success else []
+        for first, last in blocks:
             result = defs.resolve_job_def("finops_job").execute_in_process(
                 instance=instance,
                 raise_on_error=False,
                 tags={
                     **owner,
-                    "dagster/asset_partition_range_start": days[0].isoformat(),
-                    "dagster/asset_partition_range_end": days[1].isoformat(),
+                    "dagster/asset_partition_range_start": first.isoformat(),
+                    "dagster/asset_partition_range_end": last.isoformat(),
                 },
                 run_config=run_config,
             )
             _collect(result, outcome)
+            if not result.success:
+                break
     except Exception as error:  # reported by the caller, as a failed run would be
         outcome.success = False
         outcome.error = f"{type(error).__name__}: {error}"
@@ -164,17 +167,22 @@ def _signals_interrupt() -> Iterator[list[int]]:
             signal.signal(stop, handler)
 
 
-def finops_days(paths: Paths) -> tuple[date, date] | None:
-    """The days with telemetry, within the FinOps partitions (from their start to today)."""
+def finops_days(paths: Paths) -> list[tuple[date, date]]:
+    """The days with telemetry within the FinOps partitions (from their start to today), as
+    blocks of consecutive days: each block is one run, and a day without telemetry is in none."""
     from agentops_assets.defs.finops.partitions import PARTITIONS_START
-    from agentops_assets.finops.refresh import event_date_range
+    from agentops_assets.finops.refresh import event_days
 
-    span = event_date_range(paths)
-    if span is None:
-        return None
-    first = max(span[0], date.fromisoformat(PARTITIONS_START))
-    last = min(span[1], datetime.now(UTC).date())
-    return (first, last) if first <= last else None
+    start, today = date.fromisoformat(PARTITIONS_START), datetime.now(UTC).date()
+    blocks: list[tuple[date, date]] = []
+    for day in event_days(paths):
+        if not start <= day <= today:
+            continue
+        if blocks and (day - blocks[-1][1]).days == 1:
+            blocks[-1] = (blocks[-1][0], day)
+        else:
+            blocks.append((day, day))
+    return blocks
 
 
 def _collect(result, outcome: RunOutcome) -> None:

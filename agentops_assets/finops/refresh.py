@@ -176,6 +176,15 @@ def event_date_range(paths: Paths) -> tuple[date, date] | None:
     return None if first is None else (first, last)
 
 
+def event_days(paths: Paths) -> list[date]:
+    """Every distinct ``event_date`` in ``agent_events``, in order (empty when there is none)."""
+    events = lake.scan(paths.table_uri(AGENT_EVENTS))
+    if events is None:
+        return []
+    days = events.select(pl.col("event_date").unique().sort()).collect()
+    return [day for day in days["event_date"] if day is not None]
+
+
 def _scan(paths: Paths, table: str, column: str, first: date, last: date) -> pl.LazyFrame | None:
     frame = lake.scan(paths.table_uri(table))
     return None if frame is None else frame.filter(pl.col(column).is_between(first, last))
@@ -203,6 +212,7 @@ __all__: Sequence[str] = (
     "daily_spend",
     "days_between",
     "event_date_range",
+    "event_days",
     "refresh_agent_daily_metrics",
     "refresh_agent_type_roi",
     "refresh_all",

@@ -1,10 +1,17 @@
 """Cognitive FinOps assets: costs, reasoning cycles, daily metrics, ROI, budget compliance.
 
 All share the daily partitions; a backfill over many days runs as one pass (single-run
-backfill policy), and a refresh rewrites exactly its days.
+backfill policy), and a refresh rewrites exactly its days. Dagster stamps a range run's
+metadata on every partition of the range, so that metadata is labelled as the range's totals
+and each day's own figures are logged as an observation of that day's partition.
 """
 
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
 import dagster as dg
+import polars as pl
 
 from agentops_assets.defs.finops import metadata
 from agentops_assets.defs.finops.partitions import daily_partitions, partition_days
@@ -21,6 +28,28 @@ _COMMON = {
     "pool": LAKE_WRITERS_POOL,
     "kinds": {"delta", "polars"},
 }
+
+
+def _report(
+    context: dg.AssetExecutionContext,
+    frame: pl.DataFrame,
+    day_column: str,
+    describe: Callable[[pl.DataFrame], dict[str, Any]],
+) -> dg.MaterializeResult:
+    """The run's metadata; in a range run, also each day's own figures as an observation."""
+    first, last = partition_days(context)
+    if first != last:
+        for key in context.partition_keys:
+            day = date.fromisoformat(key)
+            figures = describe(frame.filter(pl.col(day_column) == day))
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=context.asset_key,
+                    partition=key,
+                    metadata={**metadata.covered(day, day), **figures},
+                )
+            )
+    return dg.MaterializeResult(metadata={**metadata.covered(first, last), **describe(frame)})
 
 
 def _with_policies(refresh_call, *args):
@@ -41,7 +70,7 @@ def event_costs(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mat
     """
     first, last = partition_days(context)
     costs = _with_policies(refresh.refresh_event_costs, lake.paths, first, last)
-    return dg.MaterializeResult(metadata=metadata.event_costs(costs, first, last))
+    return _report(context, costs, "event_date", metadata.event_costs)
 
 
 @dg.asset(deps=[AGENT_EVENTS, event_costs], **_COMMON)
@@ -51,7 +80,7 @@ def reasoning_cycles(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     value, tokens and cost."""
     first, last = partition_days(context)
     cycles = refresh.refresh_reasoning_cycles(lake.paths, first, last)
-    return dg.MaterializeResult(metadata=metadata.reasoning_cycles(cycles))
+    return _report(context, cycles, "day", metadata.reasoning_cycles)
 
 
 @dg.asset(deps=[reasoning_cycles], **_COMMON)
@@ -63,7 +92,7 @@ def agent_daily_metrics(
     per successful decision."""
     first, last = partition_days(context)
     daily = refresh.refresh_agent_daily_metrics(lake.paths, first, last)
-    return dg.MaterializeResult(metadata=metadata.agent_daily_metrics(daily))
+    return _report(context, daily, "day", metadata.agent_daily_metrics)
 
 
 @dg.asset(deps=[agent_daily_metrics], **_COMMON)
@@ -72,7 +101,7 @@ def agent_type_roi(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     cost, ROI, cost per successful decision, and the trend against the previous period."""
     first, last = partition_days(context)
     roi = refresh.refresh_agent_type_roi(lake.paths, first, last)
-    return dg.MaterializeResult(metadata=metadata.agent_type_roi(roi))
+    return _report(context, roi, "day", metadata.agent_type_roi)
 
 
 @dg.asset(deps=[event_costs], **_COMMON)
@@ -83,4 +112,4 @@ def budget_compliance(
     optionally per model or provider): burn rate, forecast to period end, ok/warning/breach."""
     first, last = partition_days(context)
     compliance = _with_policies(refresh.refresh_budget_compliance, lake.paths, first, last)
-    return dg.MaterializeResult(metadata=metadata.budget_compliance(compliance))
+    return _report(context, compliance, "day", metadata.budget_compliance)

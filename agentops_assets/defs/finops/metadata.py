@@ -1,7 +1,8 @@
-"""What the Dagster UI shows for each FinOps materialization.
+"""What the Dagster UI shows for each FinOps materialization and each day's observation.
 
 Numbers are plain metadata values, so the UI plots them across materializations; tables are
-markdown. Every function takes the frame the refresh just wrote.
+markdown. Every function takes the frame the refresh just wrote, or one day's rows of it, so
+the same figures describe a whole range (the materialization) or a single day (an observation).
 """
 
 from collections.abc import Callable, Mapping
@@ -37,7 +38,15 @@ def _money(value: float | None) -> dg.MetadataValue:
     return _float(value, 2)
 
 
-def event_costs(costs: pl.DataFrame, first: date, last: date) -> dict[str, Any]:
+def covered(first: date, last: date) -> dict[str, Any]:
+    """Which days the figures are for: one day, or a range whose totals they are."""
+    if first == last:
+        return {"day": dg.MetadataValue.text(first.isoformat())}
+    count = (last - first).days + 1
+    return {"range": dg.MetadataValue.text(f"{first} .. {last} ({count} days, range totals)")}
+
+
+def event_costs(costs: pl.DataFrame) -> dict[str, Any]:
     llm = costs.filter(pl.col("kind") == "llm_call")
     unpriced = costs.filter(pl.col("cost_usd").is_null())
     by_model = (
@@ -47,7 +56,6 @@ def event_costs(costs: pl.DataFrame, first: date, last: date) -> dict[str, Any]:
         .head(TOP)
     )
     return {
-        "days": dg.MetadataValue.text(f"{first} .. {last}"),
         "llm_calls": dg.MetadataValue.int(llm.height),
         "unpriced_calls": dg.MetadataValue.int(unpriced.height),
         "spend_usd": _money(costs["cost_usd"].sum()),
