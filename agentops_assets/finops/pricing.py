@@ -208,6 +208,8 @@ def price_events(
         input order, with the columns of ``EVENT_COSTS_SCHEMA``. ``cost_usd`` is the reported
         cost, else the priced one, else 0 for a call that failed without usage (``status``
         error, no token counts: not billed), else null with ``unpriced_reason`` saying why.
+        A reported cost of 0 on an LLM call with tokens counts as not reported: it is priced,
+        and ``reported_cost_usd`` keeps the 0.
     """
     frame = (
         events.lazy()
@@ -501,9 +503,10 @@ def _output_columns() -> list[pl.Expr]:
     reported = pl.col("cost_usd").alias("reported_cost_usd")
     # A call that failed before any usage (rate limit, timeout) is not billed by providers.
     failed = (pl.col("kind") == "llm_call") & (pl.col("status") == "error") & ~_has_tokens()
-    cost = pl.coalesce("cost_usd", "priced_cost_usd", pl.when(failed).then(pl.lit(0.0)))
+    trusted = _trusted_cost()
+    cost = pl.coalesce(trusted, "priced_cost_usd", pl.when(failed).then(pl.lit(0.0)))
     source = (
-        pl.when(pl.col("cost_usd").is_not_null())
+        pl.when(trusted.is_not_null())
         .then(pl.lit("reported"))
         .when(pl.col("priced_cost_usd").is_not_null())
         .then(pl.col("_source"))
@@ -529,6 +532,17 @@ def _output_columns() -> list[pl.Expr]:
         "unpriced_reason": reason.alias("unpriced_reason"),
     }
     return [computed.get(name, pl.col(name)) for name in EVENT_COSTS_SCHEMA]
+
+
+def _trusted_cost() -> pl.Expr:
+    """The reported cost, less a 0 reported for an LLM call that used tokens.
+
+    Exporters write 0 when they do not know the price; such a call is priced like one that
+    reports no cost, and ``reported_cost_usd`` keeps the 0 that was sent.
+    """
+    inp, out = (pl.col(c).fill_null(0) for c in ("input_tokens", "output_tokens"))
+    unknown = (pl.col("kind") == "llm_call") & (pl.col("cost_usd") == 0) & (inp + out > 0)
+    return pl.when(~unknown.fill_null(False)).then(pl.col("cost_usd"))
 
 
 def _linear_rates(

@@ -383,6 +383,8 @@ _MAPPED_KEYS: Final = frozenset(
         "llm.token_count.prompt_details.cache_read",
         "gen_ai.usage.cache_creation.input_tokens",
         "llm.token_count.prompt_details.cache_write",
+        "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
         "gen_ai.usage.reasoning.output_tokens",
         "llm.token_count.completion_details.reasoning",
         "agentops.cost.usd",
@@ -610,9 +612,13 @@ def _map_span(span: dict[str, Any], scope: _Scope) -> tuple[Any, ...]:
     cache_read = p("gen_ai.usage.cache_read.input_tokens", None)
     if cache_read is None:
         cache_read = p("llm.token_count.prompt_details.cache_read", None)
+        if cache_read is None:  # OpenLLMetry spells them as Anthropic's API does
+            cache_read = p("gen_ai.usage.cache_read_input_tokens", None)
     cache_write = p("gen_ai.usage.cache_creation.input_tokens", None)
     if cache_write is None:
         cache_write = p("llm.token_count.prompt_details.cache_write", None)
+        if cache_write is None:
+            cache_write = p("gen_ai.usage.cache_creation_input_tokens", None)
     reasoning_tokens = p("gen_ai.usage.reasoning.output_tokens", None)
     if reasoning_tokens is None:
         reasoning_tokens = p("llm.token_count.completion_details.reasoning", None)

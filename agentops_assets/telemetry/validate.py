@@ -255,4 +255,122 @@ def _finish(passed: pl.DataFrame) -> pl.DataFrame:
         # Keep a kind we do not know as an attribute: stored as "other", lost nowhere.
         kinds = rows.get_column("_raw_kind").gather(unknown).to_list()
         rows = merge_into_attributes(rows, unknown, [{"kind": k} for k in kinds])
-    return rows.select("_index", *FIELD_TYPES)
+    return normalise_tokens(rows.select("_index", *FIELD_TYPES))
+
+
+# Usage keys of provider APIs, sent as they are (they land in ``attributes``): Anthropic's
+# input_tokens leaves out the two cache counts, Gemini's candidates_token_count the thoughts.
+_NATIVE_KEYS: Final = (
+    r'"(?:cache_read_input_tokens|cache_creation_input_tokens|thoughts_token_count)"'
+)
+_NATIVE_USAGE: Final = ("$.{}", "$.usage.{}", "$.usage_metadata.{}")
+NORMALISED_KEY: Final = "agentops.tokens.normalised"
+
+
+def normalise_tokens(rows: pl.DataFrame) -> pl.DataFrame:
+    """Token counts in the contract's convention (docs/telemetry.md, "Token convention").
+
+    ``input_tokens`` includes cache reads and writes, ``output_tokens`` includes reasoning.
+    Anthropic-native usage (``cache_read_input_tokens``, ``cache_creation_input_tokens`` next
+    to an ``input_tokens`` that excludes them) and Gemini's ``thoughts_token_count`` (outside
+    ``candidates_token_count``) are added in; any row whose cached tokens exceed its input, or
+    reasoning its output, clearly left them out and gets them added. A changed row says what
+    was added in ``attributes["agentops.tokens.normalised"]``.
+    """
+    rows = _native_usage(rows)
+    inp, out, read, write, reasoning = (pl.col(c) for c in TOKEN_FIELDS)
+    cached = read.fill_null(0) + write.fill_null(0)
+    add_cache = cached > inp.fill_null(0)
+    add_reasoning = reasoning.fill_null(0) > out.fill_null(0)
+    flags = rows.select(add_cache.alias("cache"), add_reasoning.alias("reasoning"))
+    if not (flags["cache"].any() or flags["reasoning"].any()):
+        return rows
+    rows = rows.with_columns(
+        input_tokens=pl.when(add_cache).then(inp.fill_null(0) + cached).otherwise(inp),
+        output_tokens=pl.when(add_reasoning).then(out.fill_null(0) + reasoning).otherwise(out),
+    )
+    return _mark(rows, flags["cache"], flags["reasoning"])
+
+
+def _native_usage(rows: pl.DataFrame) -> pl.DataFrame:
+    """Fold Anthropic and Gemini usage fields kept in ``attributes`` into the token columns."""
+    hits = rows.get_column("attributes").str.contains(_NATIVE_KEYS).fill_null(False)
+    if not hits.any():
+        return rows
+    at = hits.arg_true()
+    part = rows[at]
+    attributes = pl.col("attributes")
+
+    def native(key: str) -> pl.Expr:
+        found = [attributes.str.json_path_match(path.format(key)) for path in _NATIVE_USAGE]
+        return pl.coalesce(found).cast(pl.Int64, strict=False)
+
+    anthropic = pl.col("provider").str.strip_chars().str.to_lowercase() == "anthropic"
+    read, write, thoughts = (
+        native("cache_read_input_tokens"),
+        native("cache_creation_input_tokens"),
+        native("thoughts_token_count"),
+    )
+    is_native = anthropic.fill_null(False) & (read.is_not_null() | write.is_not_null())
+    input_native = pl.coalesce(pl.col("input_tokens"), native("input_tokens"))
+    output_native = pl.coalesce(
+        pl.col("output_tokens"), native("output_tokens"), native("candidates_token_count")
+    )
+    part = part.with_columns(
+        _cache=is_native,
+        _thoughts=thoughts.is_not_null() & pl.col("reasoning_tokens").is_null(),
+        _read=read,
+        _write=write,
+        _think=thoughts,
+    ).with_columns(
+        input_tokens=pl.when("_cache")
+        .then(
+            input_native.fill_null(0) + pl.col("_read").fill_null(0) + pl.col("_write").fill_null(0)
+        )
+        .otherwise("input_tokens"),
+        cache_read_tokens=pl.when("_cache")
+        .then(pl.coalesce("_read", "cache_read_tokens"))
+        .otherwise("cache_read_tokens"),
+        cache_write_tokens=pl.when("_cache")
+        .then(pl.coalesce("_write", "cache_write_tokens"))
+        .otherwise("cache_write_tokens"),
+        output_tokens=pl.when("_thoughts")
+        .then(output_native.fill_null(0) + pl.col("_think"))
+        .when("_cache")
+        .then(output_native)
+        .otherwise("output_tokens"),
+        reasoning_tokens=pl.coalesce("reasoning_tokens", "_think"),
+    )
+    cache, thought = part.get_column("_cache"), part.get_column("_thoughts")
+    part = _mark(part.drop("_cache", "_thoughts", "_read", "_write", "_think"), cache, thought)
+    return _scatter(rows, at, part)
+
+
+def _scatter(rows: pl.DataFrame, at: pl.Series, part: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with the rows at positions ``at`` replaced by ``part``."""
+    names = [*TOKEN_FIELDS, "attributes"]
+    return rows.with_columns(
+        rows.get_column(name).scatter(at, part.get_column(name)) for name in names
+    )
+
+
+def _mark(rows: pl.DataFrame, cache: pl.Series, reasoning: pl.Series) -> pl.DataFrame:
+    """Record in ``attributes`` which parts were added to the input and output counts."""
+    changed = (cache | reasoning).arg_true().to_list()
+    if not changed:
+        return rows
+    cache_list, reasoning_list = cache.to_list(), reasoning.to_list()
+    notes = [
+        {
+            NORMALISED_KEY: [
+                p
+                for p, on in (
+                    ("input+cache", cache_list[i]),
+                    ("output+reasoning", reasoning_list[i]),
+                )
+                if on
+            ]
+        }
+        for i in changed
+    ]
+    return merge_into_attributes(rows, changed, notes)
