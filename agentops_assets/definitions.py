@@ -5,6 +5,7 @@ import warnings
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from agentops_assets.defs import automation
 from agentops_assets.defs.resources import LakeResource
 
 with warnings.catch_warnings():
@@ -13,12 +14,14 @@ with warnings.catch_warnings():
     warnings.filterwarnings(
         "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
     )
-    from agentops_assets.defs import finops, memory, telemetry
+    from agentops_assets.defs import finops, maintenance, memory, telemetry
 
 defs = dg.Definitions.merge(
     telemetry.defs,
     memory.defs,
     finops.defs,
+    maintenance.defs,
+    automation.defs,
     dg.Definitions(
         resources={"lake": LakeResource(), "duckdb": DuckDBResource(database=":memory:")}
     ),

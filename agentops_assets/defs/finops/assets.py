@@ -27,6 +27,9 @@ _COMMON = {
     "group_name": "finops",
     "pool": LAKE_WRITERS_POOL,
     "kinds": {"delta", "polars"},
+    # Today's partition follows new telemetry on its own (the automation sensor evaluates it);
+    # earlier days come from the schedules and backfills.
+    "automation_condition": dg.AutomationCondition.eager(),
 }
 
 

@@ -30,6 +30,7 @@ KNOWLEDGE_CHUNKS = "knowledge_chunks"
     group_name="memory",
     kinds={"delta"},
     pool=LAKE_WRITERS_POOL,
+    automation_condition=dg.AutomationCondition.eager(),  # new telemetry flows on by itself
 )
 def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """Every agent's facts, versioned: one commit per reasoning cycle's memory writes, and one
@@ -142,6 +143,7 @@ INDEX_WRITERS_POOL = "agentops_index_writers"
     group_name="memory",
     kinds={"lancedb"},
     pool=INDEX_WRITERS_POOL,
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def memory_index(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """LanceDB index of every agent's facts and the knowledge chunks: vector, full-text and

@@ -15,8 +15,8 @@ LAKE_WRITERS_POOL = "agentops_lake_writers"
     specs=[
         dg.AssetSpec(
             AGENT_EVENTS,
-            description="One row per agent step (docs/telemetry.md), Delta, partitioned by event_date. "
-            "Deduplicated by event_id, secrets redacted.",
+            description="One row per agent step (docs/telemetry.md), Delta, partitioned by "
+            "event_date. Deduplicated by event_id, secrets redacted.",
             kinds={"delta", "polars"},
         ),
         dg.AssetSpec(
