@@ -86,6 +86,7 @@ AGENT = "memory.agent_id"
 MESSAGE = "memory.message"
 AUTHOR = "memory.author"
 CYCLE = "memory.cycle_id"
+EVENT_TIME = "memory.event_time"  # when what the commit records happened (ISO 8601, UTC)
 APPROVER = "memory.approved_by"
 ADDED = "memory.added"
 UPDATED = "memory.updated"

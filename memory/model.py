@@ -338,6 +338,12 @@ class Commit:
     deleted: int = 0
     rolled_back_to: int | None = None
     reverted: int | None = None
+    event_time: datetime | None = None  # when it happened (the cycle's time); None: at commit
+
+    @property
+    def happened_at(self) -> datetime:
+        """The event time of the commit, else its commit time: what ``--at`` means."""
+        return self.event_time or self.timestamp
 
     def __str__(self) -> str:
         extra = f" (rollback to v{self.rolled_back_to})" if self.kind == "rollback" else ""

@@ -119,6 +119,7 @@ class MemoryStore:
         author: str,
         cycle_id: str | None = None,
         approved_by: str | None = None,
+        event_time: datetime | None = None,
     ) -> Commit | None:
         """Add, update and delete facts of one agent atomically, as ONE new version.
 
@@ -132,6 +133,8 @@ class MemoryStore:
             author: Who or what made the change (an agent, a pipeline, a person).
             cycle_id: The reasoning cycle the change came from.
             approved_by: Who approved the change, when a review was required.
+            event_time: When what the commit records happened (a cycle's time, timezone-aware),
+                if not now; ``version_at`` and ``memory show --at`` go by it.
 
         Returns:
             The new commit, or ``None`` when the changes left the memory as it was.
@@ -165,6 +168,7 @@ class MemoryStore:
             t.APPROVER: check_text(
                 approved_by, "approved_by", optional=True, max_chars=MAX_NAME_CHARS
             ),
+            t.EVENT_TIME: None if event_time is None else _utc(event_time).isoformat(),
         }
 
         def plan(table: DeltaTable, now: datetime) -> _Plan:
@@ -445,6 +449,30 @@ class MemoryStore:
         if agent_id is not None and not commits:
             self._require_agent(agent_id, table)  # holds facts whose commits were cleaned up
         return commits
+
+    def version_at(self, agent_id: str, when: datetime) -> int:
+        """The agent's memory version at an event time: its latest commit that happened then.
+
+        A commit's event time is the time of what it records (the reasoning cycle, for commits
+        fed from telemetry), else its commit time; the memory fed from a simulated week can so
+        be read as it was on each day of that week, whenever it was ingested.
+
+        Raises:
+            UnknownAgentError: The agent never committed.
+            UnknownVersionError: None of the agent's commits happened at or before ``when``.
+        """
+        when = _utc(when)
+        head = self._table()
+        self._require_agent(agent_id, head)
+        commits = self._commits(head, agent_id, head.version() + 1)
+        before = [c.version for c in commits if c.happened_at <= when]
+        if not before:
+            first = min((c.happened_at for c in commits), default=None)
+            since = f"; its first commit happened at {first.isoformat()}" if first else ""
+            raise UnknownVersionError(
+                f"agent {agent_id!r} had no memory at {when.isoformat()}{since}."
+            )
+        return max(before)
 
     def as_of(
         self,
@@ -822,7 +850,18 @@ def _to_commit(entry: Mapping[str, Any]) -> Commit:
         deleted=int(entry.get(t.DELETED, 0)),
         rolled_back_to=None if rolled is None else int(rolled),
         reverted=None if reverted is None else int(reverted),
+        event_time=_parse_time(entry.get(t.EVENT_TIME)),
     )
+
+
+def _utc(when: datetime) -> datetime:
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        raise ValueError("a time must be a timezone-aware datetime, e.g. datetime.now(UTC).")
+    return when.astimezone(UTC)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _unknown_agent(agent_id: str) -> str:

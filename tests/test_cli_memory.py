@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from click.testing import CliRunner
 
 from agentops_assets.cli import memory as cli_memory
 from agentops_assets.cli.main import main
 from agentops_assets.storage.config import Paths
-from memory import TABLE_NAME
+from memory import TABLE_NAME, FactChange, MemoryStore
 from memory.retrieval import MemoryIndex
 
 
@@ -153,3 +155,22 @@ def test_search_right_after_a_rollback_never_answers_from_the_old_index(paths: P
     assert "(memory v3, text)" in result.stdout and "$1,000" in result.stdout
     assert "$90,000" not in result.stdout
     assert MemoryIndex(paths.lance).memory_version() == 3
+
+
+def test_show_at_reads_the_memory_as_of_an_event_time(paths: Paths) -> None:
+    store = MemoryStore(paths.table_uri(TABLE_NAME))
+    day = datetime(2026, 10, 5, 9, tzinfo=UTC)
+    store.commit(
+        "fin-1", [FactChange.put("limit", "Refunds over $1,000.")], message="a", author="feed",
+        event_time=day,
+    )  # fmt: skip
+    store.commit(
+        "fin-1", [FactChange.put("limit", "Refunds over $5,000.")], message="b", author="feed",
+        event_time=day + timedelta(days=2),
+    )  # fmt: skip
+    shown = _run("show", "fin-1", "--at", "2026-10-06")
+    assert "Refunds over $1,000." in shown and "$5,000" not in shown
+    assert "2026-10-06 00:00:00 UTC, v1" in shown
+    early = CliRunner().invoke(main, ["memory", "show", "fin-1", "--at", "2026-10-01"])
+    assert early.exit_code == 1 and "Traceback" not in early.output
+    assert "had no memory at 2026-10-01" in early.output

@@ -442,3 +442,36 @@ def test_revert_message_is_bounded_and_redacted(store: MemoryStore) -> None:
     assert secret
     undo = store.revert(FIN, secret.version, author="t", reason="key AKIAIOSFODNN7EXAMPLE")
     assert "AKIAIOSFODNN7EXAMPLE" not in undo.message
+
+
+def test_version_at_goes_by_event_time_not_ingest_time(store: MemoryStore) -> None:
+    monday = datetime(2026, 10, 5, 9, tzinfo=UTC)
+    first = store.commit(
+        "fin-1",
+        [FactChange.add("Refunds over $1,000 need approval.", fact_id="limit")],
+        message="cycle of monday",
+        author="feed",
+        event_time=monday,
+    )
+    second = store.commit(
+        "fin-1",
+        [FactChange.update("limit", "Refunds over $5,000 need approval.")],
+        message="cycle of wednesday",
+        author="feed",
+        event_time=monday + timedelta(days=2),
+    )
+    assert first is not None and second is not None
+    assert store.log("fin-1", limit=1)[0].event_time == monday + timedelta(days=2)
+
+    tuesday = store.version_at("fin-1", monday + timedelta(days=1))
+    assert tuesday == first.version
+    assert store.as_of("fin-1", version=tuesday)[0].content == "Refunds over $1,000 need approval."
+    assert store.version_at("fin-1", datetime.now(UTC)) == second.version
+    with pytest.raises(UnknownVersionError, match="its first commit happened at 2026-10-05"):
+        store.version_at("fin-1", monday - timedelta(hours=1))
+
+    # A commit without an event time happened when it was committed.
+    third = store.commit("fin-1", [FactChange.delete("limit")], message="now", author="maria")
+    assert third is not None and third.event_time is None
+    assert store.version_at("fin-1", datetime.now(UTC)) == third.version
+    assert store.version_at("fin-1", monday + timedelta(days=3)) == second.version

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import polars as pl
 import pytest
@@ -71,6 +71,10 @@ def test_each_cycle_is_one_commit_and_lessons_are_approved(paths: Paths) -> None
     assert [c.cycle_id for c in log] == ["review:ev-00000006", "c2", "c1"]
     assert all(c.author == FEED_AUTHOR for c in log)
     assert log[0].approved_by == "maria" and "Policy R-1" in log[0].message
+    # Each commit keeps the time of its cycle (its first event), whenever it was ingested.
+    assert [c.event_time for c in log] == [
+        datetime.fromisoformat(_at(n).replace("Z", "+00:00")) for n in (6, 4, 1)
+    ]
     facts = {f.fact_id: f.content for f in store.as_of("finance-agent-01")}
     assert facts == {
         "fx.source": "Use treasury rates.",

@@ -99,7 +99,8 @@ def _log_message(commit: Commit) -> Text:
 @click.option(
     "--at",
     type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
-    help="A UTC time: the memory as it was then.",
+    help="A UTC event time: the memory as it was then (for commits fed from telemetry, the "
+    "time of the reasoning cycle; for others, the commit time).",
 )
 def show(agent: str, as_of: int | None, at: datetime | None) -> None:
     """An agent's facts now, at a version (--as-of) or at a time (--at).
@@ -110,9 +111,11 @@ def show(agent: str, as_of: int | None, at: datetime | None) -> None:
     """
     if as_of is not None and at is not None:
         raise click.UsageError("Give --as-of or --at, not both.")
-    timestamp = at.replace(tzinfo=UTC) if at else None
-    facts = _store().as_of(agent, version=as_of, timestamp=timestamp)
-    when = f"v{as_of}" if as_of is not None else (f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else "now")
+    store = _store()
+    if at is not None:
+        as_of = store.version_at(agent, at.replace(tzinfo=UTC))
+    facts = store.as_of(agent, version=as_of)
+    when = f"{at:%Y-%m-%d %H:%M:%S} UTC, v{as_of}" if at else (f"v{as_of}" if as_of is not None else "now")
     table = Table(title=f"Memory of {agent} ({when}): {len(facts)} facts")
     for column in ("fact", "namespace", "content", "confidence", "updated (UTC)"):
         table.add_column(column)

@@ -448,6 +448,7 @@ class _FeedRun:
             author=FEED_AUTHOR,
             cycle_id=commit.key,
             approved_by=commit.approved_by,
+            event_time=commit.at,
         )
         facts = self.held[commit.agent_id]
         for change in changes:
