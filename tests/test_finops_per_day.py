@@ -1,7 +1,7 @@
 """Each FinOps partition shows its own day's figures, and only days with telemetry run.
 
 A single-run backfill stamps one set of metadata on every partition of its range, so each
-day's own figures are observations of that day's partition; these tests read them back from
+day's own figures are materializations of that day's partition; these tests read them back from
 the Dagster instance of a simulated home materialized the way `agentops run` does.
 """
 
@@ -63,13 +63,14 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Paths,
 
 
 def _observed(paths: Paths, asset: str) -> dict[str, dict[str, object]]:
-    """The latest observation's metadata values of each partition of ``asset``."""
+    """Each partition's materialization for that day alone (metadata ``day``), as values."""
     with open_instance(paths) as instance:
-        records = instance.fetch_observations(dg.AssetKey(asset), limit=1000).records
+        records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
     latest: dict[str, dict[str, object]] = {}
     for record in sorted(records, key=lambda r: r.storage_id):
-        observation = record.asset_observation
-        latest[observation.partition] = {k: v.value for k, v in observation.metadata.items()}
+        event = record.asset_materialization
+        if "day" in event.metadata:
+            latest[event.partition] = {k: v.value for k, v in event.metadata.items()}
     return latest
 
 
@@ -105,7 +106,9 @@ def test_the_range_materialization_is_labelled_as_the_range(
     with open_instance(paths) as instance:
         records = instance.fetch_materializations(dg.AssetKey("budget_compliance"), limit=1)
     metadata = records.records[0].asset_materialization.metadata
-    assert metadata["range"].value.endswith(f"({DAYS} days, range totals)")
+    assert f"({DAYS} days; tables for the range" in metadata["range"].value
+    # No range total is stamped on the partitions: the UI's per-partition plots stay per day.
+    assert not {"spend_usd", "breaches", "warnings"} & set(metadata)
     assert spike_day in metadata["findings"].value
 
 

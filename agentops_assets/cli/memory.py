@@ -115,7 +115,11 @@ def show(agent: str, as_of: int | None, at: datetime | None) -> None:
     if at is not None:
         as_of = store.version_at(agent, at.replace(tzinfo=UTC))
     facts = store.as_of(agent, version=as_of)
-    when = f"{at:%Y-%m-%d %H:%M:%S} UTC, v{as_of}" if at else (f"v{as_of}" if as_of is not None else "now")
+    when = (
+        f"{at:%Y-%m-%d %H:%M:%S} UTC, v{as_of}"
+        if at
+        else (f"v{as_of}" if as_of is not None else "now")
+    )
     table = Table(title=f"Memory of {agent} ({when}): {len(facts)} facts")
     for column in ("fact", "namespace", "content", "confidence", "updated (UTC)"):
         table.add_column(column)

@@ -188,15 +188,19 @@ def finops_days(paths: Paths) -> list[tuple[date, date]]:
 def _collect(result, outcome: RunOutcome) -> None:
     outcome.run_ids.append(result.run_id)
     outcome.success = outcome.success and result.success
-    seen: set[str] = set()
+    assets: dict[str, int] = {}  # asset -> its line: the last materialization describes it
     for event in result.all_events:
         if event.is_step_materialization:
             materialization = event.step_materialization_data.materialization
             name = materialization.asset_key.to_user_string()
-            if name in seen:  # a range run repeats the metadata on each day's partition
-                continue
-            seen.add(name)
-            outcome.lines.append((name, _summary(materialization.metadata)))
+            # A range run logs each day, then its output on every day of the range: the
+            # output, labelled with the range, comes last.
+            line = (name, _summary(materialization.metadata))
+            if name in assets:
+                outcome.lines[assets[name]] = line
+            else:
+                assets[name] = len(outcome.lines)
+                outcome.lines.append(line)
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             verdict = "passed" if check.passed else f"FAILED ({check.severity.value.lower()})"

@@ -2,8 +2,8 @@
 
 All share the daily partitions; a backfill over many days runs as one pass (single-run
 backfill policy), and a refresh rewrites exactly its days. Dagster stamps a range run's
-metadata on every partition of the range, so that metadata is labelled as the range's totals
-and each day's own figures are logged as an observation of that day's partition.
+metadata on every partition of the range (dagster-io/dagster#18123), so a range run also logs
+one materialization per day with that day's own figures; the UI's per-partition plots show them.
 """
 
 from collections.abc import Callable
@@ -39,20 +39,34 @@ def _report(
     day_column: str,
     describe: Callable[[pl.DataFrame], dict[str, Any]],
 ) -> dg.MaterializeResult:
-    """The run's metadata; in a range run, also each day's own figures as an observation."""
+    """The run's metadata; in a range run, also one materialization per day with its figures.
+
+    Dagster stamps a ranged run's output metadata on every partition of the range, and its plots
+    show the highest point per partition: range totals there would flatten every plot. So a
+    range run logs each day's own figures as a materialization of that day's partition, and its
+    output keeps only the range label and the range's tables (top spenders, findings).
+    """
     first, last = partition_days(context)
-    if first != last:
-        for key in context.partition_keys:
-            day = date.fromisoformat(key)
-            figures = describe(frame.filter(pl.col(day_column) == day))
-            context.log_event(
-                dg.AssetObservation(
-                    asset_key=context.asset_key,
-                    partition=key,
-                    metadata={**metadata.covered(day, day), **figures},
-                )
+    if first == last:
+        return dg.MaterializeResult(metadata={**metadata.covered(first, last), **describe(frame)})
+    for key in context.partition_keys:
+        day = date.fromisoformat(key)
+        figures = describe(frame.filter(pl.col(day_column) == day))
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=context.asset_key,
+                partition=key,
+                metadata={**metadata.covered(day, day), **figures},
             )
-    return dg.MaterializeResult(metadata={**metadata.covered(first, last), **describe(frame)})
+        )
+    tables = {k: v for k, v in describe(frame).items() if not _is_number(v)}
+    return dg.MaterializeResult(metadata={**metadata.covered(first, last), **tables})
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, dg.MetadataValue):
+        value = value.value
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _with_policies(refresh_call, *args):

@@ -1,8 +1,8 @@
-"""What the Dagster UI shows for each FinOps materialization and each day's observation.
+"""What the Dagster UI shows for each FinOps materialization, of one day or of a range.
 
 Numbers are plain metadata values, so the UI plots them across materializations; tables are
 markdown. Every function takes the frame the refresh just wrote, or one day's rows of it, so
-the same figures describe a whole range (the materialization) or a single day (an observation).
+the same figures describe a whole range or a single day.
 """
 
 from collections.abc import Callable, Mapping
@@ -39,11 +39,16 @@ def _money(value: float | None) -> dg.MetadataValue:
 
 
 def covered(first: date, last: date) -> dict[str, Any]:
-    """Which days the figures are for: one day, or a range whose totals they are."""
+    """Which days the metadata is for: one day, or a range (its tables cover the whole range)."""
     if first == last:
         return {"day": dg.MetadataValue.text(first.isoformat())}
     count = (last - first).days + 1
-    return {"range": dg.MetadataValue.text(f"{first} .. {last} ({count} days, range totals)")}
+    return {
+        "range": dg.MetadataValue.text(
+            f"{first} .. {last} ({count} days; tables for the range, each day's figures "
+            "on that day's own materialization)"
+        )
+    }
 
 
 def event_costs(costs: pl.DataFrame) -> dict[str, Any]:
