@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from agentops_assets.cli.dagster_instance import (
     DAGSTER_YAML,
@@ -112,20 +112,23 @@ def _materialize(paths: Paths, instance, outcome: RunOutcome) -> None:
         )
         _collect(result, outcome)
         blocks = finops_days(paths) if result.success else []
-        for first, last in blocks:
+        # One run per day: Dagster shows a ranged run's metadata on every partition of the
+        # range (dagster-io/dagster#18123), so the UI's per-day plots need per-day runs.
+        days = [
+            first + timedelta(n) for first, last in blocks for n in range((last - first).days + 1)
+        ]
+        finops = RunOutcome()
+        for day in days:
             result = defs.resolve_job_def("finops_job").execute_in_process(
                 instance=instance,
                 raise_on_error=False,
-                tags={
-                    **owner,
-                    "dagster/asset_partition_range_start": first.isoformat(),
-                    "dagster/asset_partition_range_end": last.isoformat(),
-                },
+                tags={**owner, "dagster/partition": day.isoformat()},
                 run_config=run_config,
             )
-            _collect(result, outcome)
+            _collect(result, finops)
             if not result.success:
                 break
+        _merge_days(finops, outcome, len(days))
     except Exception as error:  # reported by the caller, as a failed run would be
         outcome.success = False
         outcome.error = f"{type(error).__name__}: {error}"
@@ -208,6 +211,26 @@ def _collect(result, outcome: RunOutcome) -> None:
             outcome.lines.append((name, f"{verdict}  {_summary(check.metadata)}"))
         elif event.is_step_failure:
             outcome.error = str(event.step_failure_data.error.message).strip()
+
+
+def _merge_days(days: RunOutcome, outcome: RunOutcome, count: int) -> None:
+    """The per-day FinOps runs as a few lines: each asset's last day, every failed check."""
+    outcome.run_ids += days.run_ids
+    outcome.success = outcome.success and days.success
+    outcome.error = outcome.error or days.error
+    last: dict[str, str] = {}
+    failed: list[tuple[str, str]] = []
+    for name, summary in days.lines:
+        last[name] = summary
+        if summary.startswith("FAILED"):
+            failed.append((name, summary))
+    for name, summary in last.items():
+        if summary.startswith("FAILED") or (name, summary) in failed:
+            continue
+        outcome.lines.append((name, summary))
+    outcome.lines += failed
+    if count > 1:
+        outcome.lines.append(("finops_job", f"{count} daily runs"))
 
 
 def _summary(metadata) -> str:
