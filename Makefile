@@ -13,11 +13,28 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e .
 	touch $@
 
-# Tests cover the optional semantic embedder too. torch is pinned first so that pip takes
-# its CPU build; left to sentence-transformers it would fetch a multi-GB CUDA build.
+# Tests cover the optional semantic embedder (sentence-transformers on torch) when a CPU build
+# of torch is at hand: SEMANTIC=auto takes torch 2.13.0 only from pip's local find-links, never
+# from an index (PyPI's Linux wheel of torch is a CUDA build of several GB). SEMANTIC=yes fetches
+# the CPU build from PyTorch's own index; SEMANTIC=no leaves the extra out. CI sets
+# AGENTOPS_REQUIRE_SEMANTIC=1, so that a missing extra fails the install instead of skipping.
+SEMANTIC ?= auto
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 $(TEST_INSTALLED): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,semantic]'
+	@extras=test; \
+	if [ "$(SEMANTIC)" = yes ]; then \
+		$(BIN)/python -m pip install --quiet --index-url $(TORCH_CPU_INDEX) torch==2.13.0 || exit 1; \
+		extras=test,semantic; \
+	elif [ "$(SEMANTIC)" = auto ] && $(BIN)/python -m pip install --quiet --no-index --no-deps torch==2.13.0 2>/dev/null; then \
+		extras=test,semantic; \
+	elif [ "$(SEMANTIC)" = auto ] && [ "$$AGENTOPS_REQUIRE_SEMANTIC" = 1 ]; then \
+		echo "make: AGENTOPS_REQUIRE_SEMANTIC=1 but no local CPU build of torch 2.13.0" >&2; exit 1; \
+	elif [ "$(SEMANTIC)" = auto ]; then \
+		echo "make: no local CPU build of torch 2.13.0; the semantic embedder's test will be skipped" \
+			"(make test SEMANTIC=yes fetches the CPU build, about 750 MB installed)"; \
+	fi; \
+	echo "$(BIN)/python -m pip install -c requirements.lock -e '.[$$extras]'"; \
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[$$extras]"
 	touch $@
 
 demo: $(INSTALLED)  ## set up, then simulate a fleet and materialize every asset

@@ -82,6 +82,60 @@ def read_entries(path: Path, *, section: str, entry: type[Entry]) -> list[tuple[
     return [(_line(node), _validate(name, node, entry)) for node in listing.value]
 
 
+def read_document(path: Path, model: type[Entry]) -> Entry:
+    """The whole YAML file at ``path`` validated as one ``model``, naming the line of a mistake.
+
+    For policy files shaped as one mapping of settings (``drift.yaml``, ``alerts.yaml``): an
+    error inside nested mappings and lists points at the line of the offending value. An empty
+    file is the model's defaults.
+
+    Raises:
+        PolicyFileError: The file is not valid YAML or does not satisfy ``model``.
+    """
+    name = str(path)
+    text = _read(path)
+    try:
+        root = _compose(name, text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or str(error)
+        raise PolicyFileError(
+            name, mark.line + 1 if mark else None, f"is not valid YAML ({problem})."
+        ) from None
+    if root is None:
+        return model()
+    if not isinstance(root, yaml.MappingNode):
+        raise PolicyFileError(name, _line(root), "expected a mapping of settings.")
+    _mapping(name, root)  # duplicate keys are mistakes
+    try:
+        return model.model_validate(_value(root))
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        node, field = _locate(name, root, first["loc"])
+        raise PolicyFileError(name, _line(node), _sentence(field, first)) from None
+
+
+def _locate(name: str, root: yaml.Node, loc: tuple[Any, ...]) -> tuple[yaml.Node, str | None]:
+    """The deepest node along a pydantic error location, and the dotted name of the field."""
+    node, parts = root, []
+    for step in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+            items = _mapping(name, node)
+            if step not in items:
+                break
+            key_node, node = items[step]
+            if isinstance(node, yaml.ScalarNode) and not node.value:
+                node = key_node  # an empty value: point at its key
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value)
+        ):
+            node = node.value[step]
+        else:
+            break
+        parts.append(str(step))
+    return node, ".".join(parts) or None
+
+
 def _read(path: Path) -> str:
     name = str(path)
     # A FIFO or a device would block or never end; a policy file is a regular file.

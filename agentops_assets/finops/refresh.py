@@ -61,7 +61,7 @@ def days_between(first: date, last: date) -> list[date]:
 
 def refresh_event_costs(paths: Paths, first: date, last: date) -> pl.DataFrame:
     """Price every LLM call (and keep every reported cost) of the days in [first, last]."""
-    overrides = load_pricing(paths.policies / PRICING_FILE)
+    overrides = load_pricing(paths.policy_file(PRICING_FILE))
     events = _scan(paths, AGENT_EVENTS, "event_date", first, last)
     if events is None:
         costs = pl.DataFrame(schema=EVENT_COSTS_SCHEMA)
@@ -117,7 +117,7 @@ def refresh_budget_compliance(
     paths: Paths, first: date, last: date, *, now: datetime | None = None
 ) -> pl.DataFrame:
     """Spend against every cap of budgets.yaml, as of each day in [first, last]."""
-    budgets = load_budgets(paths.policies / BUDGETS_FILE)
+    budgets = load_budgets(paths.policy_file(BUDGETS_FILE))
     spend = daily_spend(paths, first.replace(day=1), last)
     compliance = budget_compliance(
         spend, budgets, days=days_between(first, last), now=now or datetime.now(UTC)

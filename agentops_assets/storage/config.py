@@ -61,6 +61,19 @@ class Paths:
 
         return Path(policies.__file__).parent
 
+    def policy_file(self, name: str) -> Path:
+        """The policy file ``name`` in :attr:`policies`, else the shipped default of that file.
+
+        A user who points ``AGENTOPS_POLICIES`` at a folder may override one file only; every
+        file the folder lacks is the shipped one.
+        """
+        path = self.policies / name
+        if path.exists():
+            return path
+        import policies
+
+        return Path(policies.__file__).parent / name
+
     def table_uri(self, name: str) -> str:
         """URI of the Delta table called ``name``."""
         return f"{self.lake_uri}/{name}"

@@ -152,7 +152,7 @@ def run_maintenance(
     log: Callable[[str], None] = lambda _: None,
 ) -> MaintenanceReport:
     """Compact and vacuum every Delta table, then prune and optimize every LanceDB table."""
-    policy = policy or load_policy(paths.policies)
+    policy = policy or load_policy(paths.policy_file(POLICY_FILE).parent)
     reports = []
     for name, uri in list_tables(paths).items():
         log(f"delta table {name}: compact and vacuum")
