@@ -50,7 +50,12 @@ def test_materializing_ingestion_runs_checks_and_reports_metadata(paths: Paths) 
     }
     assert metadata["agent_events"]["new_rows"].value == 25
     assert metadata["agent_events_quarantine"]["quarantined_rows"].value == 1
-    assert "invalid_json" in metadata["agent_events_quarantine"]["by_reason"].value
+    by_reason = metadata["agent_events_quarantine"]["by_reason"].value
+    assert [(c.name, c.type) for c in by_reason.schema.columns] == [
+        ("reason", "string"),
+        ("records", "int"),
+    ]
+    assert [r.data for r in by_reason.records] == [{"reason": "invalid_json", "records": 1}]
     evaluations = result.get_asset_check_evaluations()
     assert {e.check_name: e.passed for e in evaluations} == {
         "event_ids_unique": True,

@@ -169,8 +169,19 @@ def test_materializing_lake_maintenance_reports_the_figures(
     assert metadata["files_vacuumed"].value > 0
     assert metadata["bytes_freed"].value > 0
     assert metadata["snapshots_pruned"].value == 2
-    assert "| delta | event_costs |" in metadata["per_table"].value
-    assert "| **total** |" in metadata["per_table"].value
+    per_table = {(r.data["store"], r.data["table"]): r.data for r in metadata["per_table"].records}
+    assert per_table.keys() == {("delta", "event_costs"), ("lance", "memory_index")}
+    assert (
+        sum(r["files_compacted"] for r in per_table.values()) == metadata["files_compacted"].value
+    )
+    assert sum(r["snapshots_pruned"] for r in per_table.values()) == 2
+    assert per_table["delta", "event_costs"]["files_vacuumed"] > 0
+    types = {c.name: c.type for c in metadata["per_table"].schema.columns}
+    assert (types["store"], types["files_vacuumed"], types["mb_freed"]) == (
+        "string",
+        "int",
+        "float",
+    )
 
 
 def test_schedule_and_job_are_registered() -> None:

@@ -68,6 +68,18 @@ def test_materializing_memory_builds_facts_chunks_and_a_current_index(paths: Pat
         for e in result.get_asset_materialization_events()
     }
     assert meta["memory_facts"]["facts"].value == 3
+    commits = meta["memory_facts"]["latest_commits"]
+    assert [(c.name, c.type) for c in commits.schema.columns] == [
+        ("version", "int"),
+        ("agent", "string"),
+        ("kind", "string"),
+        ("message", "string"),
+        ("approved_by", "string"),
+    ]
+    rows = [record.data for record in commits.records]
+    assert len(rows) == 3 and rows[0]["version"] == meta["memory_facts"]["memory_version"].value
+    assert {(row["agent"], row["approved_by"]) for row in rows} == {("finance-agent-01", None)}
+    assert meta["memory_facts"]["not_applied"].records == []  # every cycle applied
     assert meta["knowledge_chunks"]["documents"].value == 4
     assert meta["memory_index"]["facts"].value == 3
     assert meta["memory_index"]["chunks"].value == meta["knowledge_chunks"]["chunks"].value

@@ -322,7 +322,9 @@ def test_materializing_the_memory_group_succeeds_despite_poisoned_records(
     facts = meta["memory_facts"]
     assert facts["facts"].value == 2 and facts["new_commits"].value == 2
     assert facts["rejected_cycles"].value == 2 and facts["skipped_changes"].value == 1
-    assert "bad-agent" in facts["not_applied"].value
+    not_applied = [r.data for r in facts["not_applied"].records]
+    assert {r["status"] for r in not_applied if r["cycle"] == "bad-agent"} == {"rejected"}
+    assert not_applied[0]["status"] == "rejected"  # rejected cycles lead
     assert meta["memory_index"]["facts"].value == 2
 
 

@@ -1,4 +1,4 @@
-"""How FinOps figures read in the CLI's tables and the Dagster UI's markdown: one style.
+"""How FinOps figures read in the CLI's tables and the Dagster UI's metadata: one style.
 
 Any number prints, however absurd: from :data:`EXACT_BELOW` on (ten trillion), a figure prints
 with four significant digits (``$1.235e+17``). A float holds no cents there, and an amount that

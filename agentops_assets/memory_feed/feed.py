@@ -92,25 +92,6 @@ class FeedReport:
     problems: list[str] = field(default_factory=list)
     outcomes: list[CycleOutcome] = field(default_factory=list)  # recorded by this run
 
-    def not_applied_markdown(self, *, limit: int = 20) -> str:
-        """A Markdown table of the cycles this run did not apply in full, with why."""
-        rank = {"rejected": 0, "skipped": 1, "unchanged": 2, "applied": 3}
-        rows = sorted((o for o in self.outcomes if o.reason), key=lambda o: rank[o.status])
-        lines = ["| cycle | agent | status | why |", "|---|---|---|---|"]
-        lines += [
-            f"| {_cell(o.key)} | {_cell(o.agent_id)} | {o.status} | {_cell(o.reason or '')} |"
-            for o in rows[:limit]
-        ]
-        if len(rows) > limit:
-            lines.append(f"| … | | | {len(rows) - limit} more in {FEED_CYCLES} |")
-        return "\n".join(lines) if rows else "none"
-
-
-def _cell(text: str, width: int = 160) -> str:
-    """``text`` as one Markdown table cell: one line, no column breaks, not too long."""
-    flat = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "\\n")
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
 
 def read_memory_events(paths: Paths) -> pl.DataFrame:
     """Memory writes and lesson reviews from ``agent_events``, with fact key and namespace."""

@@ -6,15 +6,11 @@ metadata on every partition of the range (dagster-io/dagster#18123), so a range 
 one materialization per day with that day's own figures; the UI's per-partition plots show them.
 """
 
-from collections.abc import Callable
-from datetime import date
-from typing import Any
-
 import dagster as dg
-import polars as pl
 
 from agentops_assets.defs.finops import metadata
 from agentops_assets.defs.finops.partitions import daily_partitions, partition_days
+from agentops_assets.defs.partitioned import report_days
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
 from agentops_assets.finops import refresh
@@ -31,42 +27,6 @@ _COMMON = {
     # earlier days come from the schedules and backfills.
     "automation_condition": dg.AutomationCondition.eager(),
 }
-
-
-def _report(
-    context: dg.AssetExecutionContext,
-    frame: pl.DataFrame,
-    day_column: str,
-    describe: Callable[[pl.DataFrame], dict[str, Any]],
-) -> dg.MaterializeResult:
-    """The run's metadata; in a range run, also one materialization per day with its figures.
-
-    Dagster stamps a ranged run's output metadata on every partition of the range, and its plots
-    show the highest point per partition: range totals there would flatten every plot. So a
-    range run logs each day's own figures as a materialization of that day's partition, and its
-    output keeps only the range label and the range's tables (top spenders, findings).
-    """
-    first, last = partition_days(context)
-    if first == last:
-        return dg.MaterializeResult(metadata={**metadata.covered(first, last), **describe(frame)})
-    for key in context.partition_keys:
-        day = date.fromisoformat(key)
-        figures = describe(frame.filter(pl.col(day_column) == day))
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=context.asset_key,
-                partition=key,
-                metadata={**metadata.covered(day, day), **figures},
-            )
-        )
-    tables = {k: v for k, v in describe(frame).items() if not _is_number(v)}
-    return dg.MaterializeResult(metadata={**metadata.covered(first, last), **tables})
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, dg.MetadataValue):
-        value = value.value
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _with_policies(refresh_call, *args):
@@ -87,7 +47,7 @@ def event_costs(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mat
     """
     first, last = partition_days(context)
     costs = _with_policies(refresh.refresh_event_costs, lake.paths, first, last)
-    return _report(context, costs, "event_date", metadata.event_costs)
+    return report_days(context, costs, "event_date", metadata.event_costs)
 
 
 @dg.asset(deps=[AGENT_EVENTS, event_costs], **_COMMON)
@@ -97,7 +57,7 @@ def reasoning_cycles(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     value, tokens and cost."""
     first, last = partition_days(context)
     cycles = refresh.refresh_reasoning_cycles(lake.paths, first, last)
-    return _report(context, cycles, "day", metadata.reasoning_cycles)
+    return report_days(context, cycles, "day", metadata.reasoning_cycles)
 
 
 @dg.asset(deps=[reasoning_cycles], **_COMMON)
@@ -109,7 +69,7 @@ def agent_daily_metrics(
     per successful decision."""
     first, last = partition_days(context)
     daily = refresh.refresh_agent_daily_metrics(lake.paths, first, last)
-    return _report(context, daily, "day", metadata.agent_daily_metrics)
+    return report_days(context, daily, "day", metadata.agent_daily_metrics)
 
 
 @dg.asset(deps=[agent_daily_metrics], **_COMMON)
@@ -118,7 +78,7 @@ def agent_type_roi(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     cost, ROI, cost per successful decision, and the trend against the previous period."""
     first, last = partition_days(context)
     roi = refresh.refresh_agent_type_roi(lake.paths, first, last)
-    return _report(context, roi, "day", metadata.agent_type_roi)
+    return report_days(context, roi, "day", metadata.agent_type_roi)
 
 
 @dg.asset(deps=[event_costs], **_COMMON)
@@ -129,4 +89,4 @@ def budget_compliance(
     optionally per model or provider): burn rate, forecast to period end, ok/warning/breach."""
     first, last = partition_days(context)
     compliance = _with_policies(refresh.refresh_budget_compliance, lake.paths, first, last)
-    return _report(context, compliance, "day", metadata.budget_compliance)
+    return report_days(context, compliance, "day", metadata.budget_compliance)

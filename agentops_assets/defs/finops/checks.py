@@ -4,11 +4,10 @@ import dagster as dg
 import polars as pl
 
 from agentops_assets.defs.finops.assets import budget_compliance, event_costs
-from agentops_assets.defs.finops.metadata import TOP, markdown
+from agentops_assets.defs.finops.metadata import TOP, table
 from agentops_assets.defs.finops.partitions import partition_days
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.finops.compliance import compliance_findings
-from agentops_assets.finops.formats import number, usd
 from agentops_assets.finops.pricing import unpriced_models
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE, EVENT_COSTS
 from agentops_assets.storage import lake as lake_io
@@ -42,8 +41,14 @@ def all_models_priced(
         metadata={
             "unpriced_models": dg.MetadataValue.int(missing.height),
             "unpriced_calls": dg.MetadataValue.int(int(missing["calls"].sum() or 0)),
-            "models": dg.MetadataValue.md(
-                markdown(missing, {"provider": str, "model": str, "calls": number, "reason": str})
+            "models": table(
+                missing,
+                [
+                    dg.TableColumn("provider"),
+                    dg.TableColumn("model"),
+                    dg.TableColumn("calls", "int"),
+                    dg.TableColumn("reason"),
+                ],
             ),
         },
     )
@@ -71,18 +76,16 @@ def budget_within_caps(
             "breaches": dg.MetadataValue.int(breaches.height),
             "warnings": dg.MetadataValue.int(findings.height - breaches.height),
             "overspend_usd": dg.MetadataValue.float(round(overspend, 2)),
-            "findings": dg.MetadataValue.md(
-                markdown(
-                    findings.head(TOP * 2),
-                    {
-                        "day": str,
-                        "budget_id": str,
-                        "period": str,
-                        "spend_usd": usd,
-                        "cap_usd": usd,
-                        "status": str,
-                    },
-                )
+            "findings": table(
+                findings.head(TOP * 2),
+                [
+                    dg.TableColumn("day"),
+                    dg.TableColumn("budget_id"),
+                    dg.TableColumn("period"),
+                    dg.TableColumn("spend_usd", "float"),
+                    dg.TableColumn("cap_usd", "float"),
+                    dg.TableColumn("status"),
+                ],
             ),
         },
     )

@@ -1,33 +1,20 @@
 """What the Dagster UI shows for each FinOps materialization, of one day or of a range.
 
 Numbers are plain metadata values, so the UI plots them across materializations; tables are
-markdown. Every function takes the frame the refresh just wrote, or one day's rows of it, so
-the same figures describe a whole range or a single day.
+Dagster tables with typed columns. Every function takes the frame the refresh just wrote, or
+one day's rows of it, so the same figures describe a whole range or a single day.
 """
 
-from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from agentops_assets.defs.metadata_table import table
 from agentops_assets.finops.compliance import compliance_findings
-from agentops_assets.finops.formats import number, pct, usd
 
 TOP = 10
-Format = Callable[[Any], str]
-
-
-def markdown(frame: pl.DataFrame, columns: Mapping[str, Format]) -> str:
-    """A markdown table of ``frame``'s ``columns``, each cell through its formatter."""
-    if frame.is_empty():
-        return "nothing to show"
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in frame.select(list(columns)).iter_rows():
-        cells = (fmt(value) for fmt, value in zip(columns.values(), row, strict=True))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def _float(value: float | None, digits: int = 4) -> dg.MetadataValue:
@@ -65,17 +52,15 @@ def event_costs(costs: pl.DataFrame) -> dict[str, Any]:
         "unpriced_calls": dg.MetadataValue.int(unpriced.height),
         "spend_usd": _money(costs["cost_usd"].sum()),
         "reported_usd": _money(costs["reported_cost_usd"].sum()),
-        "top_models": dg.MetadataValue.md(
-            markdown(
-                by_model,
-                {
-                    "provider_id": str,
-                    "model": str,
-                    "cost_source": str,
-                    "calls": number,
-                    "spend": usd,
-                },
-            )
+        "top_models": table(
+            by_model,
+            [
+                dg.TableColumn("provider_id"),
+                dg.TableColumn("model"),
+                dg.TableColumn("cost_source"),
+                dg.TableColumn("calls", "int"),
+                dg.TableColumn("spend", "float", "USD; null when a call has no price"),
+            ],
         ),
     }
 
@@ -123,24 +108,32 @@ def agent_daily_metrics(daily: pl.DataFrame) -> dict[str, Any]:
             totals["cost_usd"] / successes if successes else None
         ),
         "success_rate": _float(successes / totals["decisions"] if totals["decisions"] else None),
-        "top_spenders": dg.MetadataValue.md(
-            markdown(
-                top,
-                {
-                    "agent_id": str,
-                    "agent_type": str,
-                    "cycles": number,
-                    "cost_usd": usd,
-                    "per_success": usd,
-                },
-            )
+        "top_spenders": table(
+            top,
+            [
+                dg.TableColumn("agent_id"),
+                dg.TableColumn("agent_type"),
+                dg.TableColumn("cycles", "int"),
+                dg.TableColumn("cost_usd", "float"),
+                dg.TableColumn("per_success", "float", "USD per successful decision"),
+            ],
         ),
     }
 
 
+_ROI_COLUMNS = [
+    dg.TableColumn("agent_type"),
+    dg.TableColumn("value_usd", "float"),
+    dg.TableColumn("cost_usd", "float"),
+    dg.TableColumn("roi", "float", "(value - cost) / cost"),
+    dg.TableColumn("cost_per_successful_decision_usd", "float"),
+    dg.TableColumn("trend"),
+]
+
+
 def agent_type_roi(roi: pl.DataFrame) -> dict[str, Any]:
-    if roi.is_empty():
-        return {"roi": dg.MetadataValue.md("nothing to show")}
+    if roi.is_empty():  # no figures to plot: a month-to-date ROI of 0 would be false
+        return {"roi_by_agent_type": table(roi, _ROI_COLUMNS)}
     latest = roi.filter(
         (pl.col("day") == pl.col("day").max()) & (pl.col("period") == "month")
     ).sort("cost_usd", descending=True)
@@ -149,19 +142,7 @@ def agent_type_roi(roi: pl.DataFrame) -> dict[str, Any]:
         "month_to_date_value_usd": _money(value),
         "month_to_date_cost_usd": _money(cost),
         "month_to_date_roi": _float((value - cost) / cost if cost else None),
-        "roi_by_agent_type": dg.MetadataValue.md(
-            markdown(
-                latest,
-                {
-                    "agent_type": str,
-                    "value_usd": usd,
-                    "cost_usd": usd,
-                    "roi": number,
-                    "cost_per_successful_decision_usd": usd,
-                    "trend": str,
-                },
-            )
-        ),
+        "roi_by_agent_type": table(latest, _ROI_COLUMNS),
     }
 
 
@@ -174,21 +155,20 @@ def budget_compliance(compliance: pl.DataFrame) -> dict[str, Any]:
         "breaches": dg.MetadataValue.int(findings.filter(pl.col("status") == "breach").height),
         "warnings": dg.MetadataValue.int(findings.filter(pl.col("status") == "warning").height),
         "max_pct_of_cap": _float(latest["pct_of_cap"].max()),
-        "findings": dg.MetadataValue.md(
-            markdown(findings.head(TOP * 2), {"day": str, "status": str, "detail": str})
+        "findings": table(
+            findings.head(TOP * 2),
+            [dg.TableColumn("day"), dg.TableColumn("status"), dg.TableColumn("detail")],
         ),
-        "latest_day": dg.MetadataValue.md(
-            markdown(
-                latest.head(TOP * 2),
-                {
-                    "budget_id": str,
-                    "period": str,
-                    "spend_usd": usd,
-                    "cap_usd": usd,
-                    "pct_of_cap": pct,
-                    "forecast_usd": usd,
-                    "status": str,
-                },
-            )
+        "latest_day": table(
+            latest.head(TOP * 2),
+            [
+                dg.TableColumn("budget_id"),
+                dg.TableColumn("period"),
+                dg.TableColumn("spend_usd", "float"),
+                dg.TableColumn("cap_usd", "float"),
+                dg.TableColumn("pct_of_cap", "float", "spend / cap (1.0: at the cap)"),
+                dg.TableColumn("forecast_usd", "float"),
+                dg.TableColumn("status"),
+            ],
         ),
     }

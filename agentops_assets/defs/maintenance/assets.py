@@ -26,29 +26,42 @@ def maintenance_metadata(report: MaintenanceReport) -> dict[str, dg.MetadataValu
     return {
         "tables": dg.MetadataValue.int(len(report.tables)),
         "files_compacted": dg.MetadataValue.int(report.files_compacted),
+        "files_added": dg.MetadataValue.int(sum(t.files_added for t in report.tables)),
         "files_vacuumed": dg.MetadataValue.int(report.files_vacuumed),
+        "versions_removed": dg.MetadataValue.int(sum(t.versions_removed for t in report.tables)),
         "mb_freed": dg.MetadataValue.float(round(report.bytes_freed / _MB, 3)),
         "bytes_freed": dg.MetadataValue.int(report.bytes_freed),
         "snapshots_pruned": dg.MetadataValue.int(report.snapshots_pruned),
-        "per_table": dg.MetadataValue.md(_table_markdown(report)),
+        "per_table": dg.MetadataValue.table(
+            [
+                dg.TableRecord(
+                    {
+                        "store": t.store,
+                        "table": t.table,
+                        "files_compacted": t.files_removed,
+                        "files_added": t.files_added,
+                        "files_vacuumed": t.files_vacuumed,
+                        "versions_removed": t.versions_removed,
+                        "mb_freed": round(t.bytes_freed / _MB, 3),
+                        "snapshots_pruned": len(t.snapshots_pruned),
+                    }
+                )
+                for t in report.tables
+            ],
+            _PER_TABLE,
+        ),
     }
 
 
-def _table_markdown(report: MaintenanceReport) -> str:
-    lines = [
-        "| store | table | files compacted | files added | files vacuumed "
-        "| versions removed | MB freed | snapshots pruned |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+_PER_TABLE = dg.TableSchema(
+    columns=[
+        dg.TableColumn("store", description="delta or lance"),
+        dg.TableColumn("table"),
+        dg.TableColumn("files_compacted", "int", "small files compaction replaced"),
+        dg.TableColumn("files_added", "int", "files compaction wrote"),
+        dg.TableColumn("files_vacuumed", "int", "Delta files no retained version reads"),
+        dg.TableColumn("versions_removed", "int", "LanceDB versions cleaned up"),
+        dg.TableColumn("mb_freed", "float"),
+        dg.TableColumn("snapshots_pruned", "int", "memory-v{N} tags removed"),
     ]
-    for t in report.tables:
-        lines.append(
-            f"| {t.store} | {t.table} | {t.files_removed} | {t.files_added} "
-            f"| {t.files_vacuumed} | {t.versions_removed} | {t.bytes_freed / _MB:.3f} "
-            f"| {len(t.snapshots_pruned)} |"
-        )
-    lines.append(
-        f"| **total** | | {report.files_compacted} | {sum(t.files_added for t in report.tables)} "
-        f"| {report.files_vacuumed} | {sum(t.versions_removed for t in report.tables)} "
-        f"| {report.bytes_freed / _MB:.3f} | {report.snapshots_pruned} |"
-    )
-    return "\n".join(lines)
+)

@@ -10,6 +10,7 @@ from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
 from agentops_assets.memory_feed.feed import (
     FEED_CYCLES,
+    FeedReport,
     apply_cycle_commits,
     read_memory_events,
     split_cycles,
@@ -17,7 +18,7 @@ from agentops_assets.memory_feed.feed import (
 from agentops_assets.storage import lake as lake_tables
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 from memory import TABLE_NAME as MEMORY_FACTS
-from memory import MemoryStore
+from memory import Commit, MemoryStore
 from memory.knowledge import chunk_documents, find_documents, folder_fingerprint
 from memory.retrieval import IndexNotFoundError, MemoryIndex
 
@@ -66,11 +67,6 @@ def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             + "; ".join(report.problems[:3])
         )
     facts = store.frame()
-    latest = store.log(limit=10)
-    rows = "\n".join(
-        f"| {c.version} | {c.agent_id} | {c.kind} | {c.message[:80]} | {c.approved_by or ''} |"
-        for c in latest
-    )
     return dg.MaterializeResult(
         metadata={
             "memory_version": dg.MetadataValue.int(store.version() or 0),
@@ -85,12 +81,65 @@ def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             "recovered_cycles": dg.MetadataValue.int(report.recovered),
             "continued_cycles": dg.MetadataValue.int(report.continued),
             "skipped_changes": dg.MetadataValue.int(report.skipped_changes),
-            "not_applied": dg.MetadataValue.md(report.not_applied_markdown()),
-            "latest_commits": dg.MetadataValue.md(
-                "| version | agent | kind | message | approved by |\n|---|---|---|---|---|\n" + rows
-            ),
+            "not_applied": _not_applied(report),
+            "latest_commits": _latest_commits(store.log(limit=10)),
         }
     )
+
+
+_SHOWN = 20  # cycles in the not_applied table; the ledger holds every one
+_NOT_APPLIED = dg.TableSchema(
+    columns=[
+        dg.TableColumn("cycle", description="trace id, or review:<event id> for a lesson"),
+        dg.TableColumn("agent"),
+        dg.TableColumn("status", description="rejected, skipped, unchanged or applied"),
+        dg.TableColumn("why", description=f"the first {_SHOWN}; every cycle is in {FEED_CYCLES}"),
+    ]
+)
+_LATEST_COMMITS = dg.TableSchema(
+    columns=[
+        dg.TableColumn("version", "int"),
+        dg.TableColumn("agent"),
+        dg.TableColumn("kind"),
+        dg.TableColumn("message"),
+        dg.TableColumn("approved_by"),
+    ]
+)
+
+
+def _not_applied(report: FeedReport) -> dg.TableMetadataValue:
+    """The cycles this run did not apply in full, with why: rejected first, then skipped."""
+    rank = {"rejected": 0, "skipped": 1, "unchanged": 2, "applied": 3}
+    outcomes = sorted((o for o in report.outcomes if o.reason), key=lambda o: rank[o.status])
+    records = [
+        dg.TableRecord(
+            {"cycle": o.key, "agent": o.agent_id, "status": o.status, "why": _cut(o.reason)}
+        )
+        for o in outcomes[:_SHOWN]
+    ]
+    return dg.MetadataValue.table(records, _NOT_APPLIED)
+
+
+def _latest_commits(commits: list[Commit]) -> dg.TableMetadataValue:
+    records = [
+        dg.TableRecord(
+            {
+                "version": c.version,
+                "agent": c.agent_id,
+                "kind": c.kind,
+                "message": _cut(c.message, 80),
+                "approved_by": c.approved_by,
+            }
+        )
+        for c in commits
+    ]
+    return dg.MetadataValue.table(records, _LATEST_COMMITS)
+
+
+def _cut(text: str | None, width: int = 160) -> str:
+    """``text`` as one line of at most ``width`` characters, for a table cell."""
+    flat = (text or "").replace("\n", " ")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 @dg.asset(name=KNOWLEDGE_CHUNKS, group_name="memory", kinds={"delta"})

@@ -9,6 +9,9 @@ from agentops_assets.telemetry.ingest import IngestReport, ingest_landing
 from agentops_assets.telemetry.schema import AGENT_EVENTS, INGESTED_FILES, QUARANTINE
 
 LAKE_WRITERS_POOL = "agentops_lake_writers"
+_BY_REASON = dg.TableSchema(
+    columns=[dg.TableColumn("reason"), dg.TableColumn("records", "int", "records quarantined")]
+)
 
 
 @dg.multi_asset(
@@ -61,15 +64,15 @@ def _results(report: IngestReport):
             "records_per_second": dg.MetadataValue.float(round(rate, 1)),
         },
     )
-    reasons = report.reasons
-    table = "\n".join(f"| {reason} | {count:,} |" for reason, count in reasons.most_common())
+    by_reason = [
+        dg.TableRecord({"reason": reason, "records": count})
+        for reason, count in report.reasons.most_common()
+    ]
     yield dg.MaterializeResult(
         asset_key=QUARANTINE,
         metadata={
             "quarantined_rows": dg.MetadataValue.int(report.quarantined_rows),
-            "by_reason": dg.MetadataValue.md(
-                "| reason | records |\n|---|---|\n" + table if table else "nothing quarantined"
-            ),
+            "by_reason": dg.MetadataValue.table(by_reason, _BY_REASON),
         },
     )
     yield dg.MaterializeResult(
