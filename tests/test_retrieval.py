@@ -6,7 +6,9 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +24,10 @@ from memory.retrieval import (
     IndexVersionNotFoundError,
     MemoryIndex,
     RetrievalError,
+    _indexes,
+    _maintenance,
 )
 from memory.retrieval import _changes as changes
-from memory.retrieval import index as index_module
 
 FIN = "finance-agent-01"
 OPS = "ops-agent-02"
@@ -146,6 +149,28 @@ def test_vector_text_and_hybrid_modes(store: MemoryStore, index: MemoryIndex) ->
     assert both[0].score == pytest.approx(2 / 61)  # first in both lists: 1/61 + 1/61
 
 
+class BlindEmbedder(HashingEmbedder):
+    """A real hashing embedder that sees nothing in queries containing ``blind``."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = super().embed(texts)
+        vectors[["blind" in text for text in texts]] = 0.0
+        return vectors
+
+
+def test_hybrid_without_a_query_vector_ranks_the_text_list(
+    store: MemoryStore, tmp_path: Path
+) -> None:
+    _seed(store)
+    index = MemoryIndex(tmp_path / "lance", embedder=BlindEmbedder())
+    index.refresh_facts(store.uri)
+    text = index.search("blind discounts", mode="text", k=10)
+    hybrid = index.search("blind discounts", mode="hybrid", k=2)
+    assert index.search("blind discounts", mode="vector") == []
+    assert _ids(hybrid) == _ids(text)[:2] and len(text) >= 2
+    assert [h.score for h in hybrid] == pytest.approx([1 / 61, 1 / 62])
+
+
 def test_incremental_refresh_embeds_only_changed_facts(
     store: MemoryStore, index: MemoryIndex, embedder: CountingEmbedder
 ) -> None:
@@ -239,6 +264,33 @@ def test_as_of_version_searches_the_old_snapshot(store: MemoryStore, index: Memo
     assert index.versions() == [latest]
     with pytest.raises(IndexVersionNotFoundError, match=f"Versions held: {latest}"):
         index.search("pager", as_of_version=first)
+
+
+def test_optimize_cleans_up_to_the_oldest_snapshot_and_keeps_every_snapshot(
+    store: MemoryStore, index: MemoryIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_maintenance, "CLEANUP_AFTER", timedelta(0))  # every version is old
+    first = _seed(store)
+    index.refresh_facts(store.uri)
+    time.sleep(1.2)  # older than the oldest kept snapshot by more than the cleanup's margin
+    versions = [first]
+    for n in range(2):
+        store.commit(FIN, [FactChange.add(f"Rule {n} on refunds.", fact_id=f"r{n}")],
+                     message="m", author="test")  # fmt: skip
+        versions.append(index.refresh_facts(store.uri).memory_version)
+    answers = {v: _ids(index.search("refunds rule", as_of_version=v)) for v in versions[1:]}
+    table = index._handles.require()
+    forgotten = table.tags.get_version(f"memory-v{first}")
+    kept_from = table.tags.get_version(f"memory-v{versions[1]}")
+    assert index.prune_versions(keep=2) == [first]
+
+    index.optimize()  # LanceDB would refuse a cleanup reaching a tagged version
+
+    assert index.versions() == versions[1:]
+    assert {v: _ids(index.search("refunds rule", as_of_version=v)) for v in versions[1:]} == answers
+    table.checkout_latest()
+    held = [v["version"] for v in table.list_versions()]
+    assert min(held) > forgotten and kept_from in held  # the first build's versions went
 
 
 def test_embedder_mismatch_is_refused(store: MemoryStore, tmp_path: Path) -> None:
@@ -349,13 +401,13 @@ def test_refresh_to_a_given_version(store: MemoryStore, index: MemoryIndex) -> N
 def test_indexes_are_built_and_kept_current(
     store: MemoryStore, index: MemoryIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(index_module, "VECTOR_INDEX_MIN_ROWS", 300)
-    monkeypatch.setattr(index_module, "OPTIMIZE_AFTER_ROWS", 100)
+    monkeypatch.setattr(_indexes, "VECTOR_INDEX_MIN_ROWS", 300)
+    monkeypatch.setattr(_indexes, "OPTIMIZE_AFTER_ROWS", 100)
     facts = [FactChange.add(f"Fact number {i} about topic {i % 7}.", fact_id=f"f{i}")
              for i in range(400)]  # fmt: skip
     store.commit(FIN, facts, message="bulk", author="test")
     index.refresh_facts(store.uri)
-    table = index._require()
+    table = index._handles.require()
     assert {i.index_type for i in table.list_indices()} >= {"FTS", "IvfFlat", "BTree", "Bitmap"}
     store.commit(FIN, [FactChange.update(f"f{i}", f"Renamed fact {i} about zebras.")
                        for i in range(150)], message="m", author="test")  # fmt: skip

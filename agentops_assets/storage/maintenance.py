@@ -33,6 +33,7 @@ from deltalake import DeltaTable
 from agentops_assets.storage.config import Paths
 from agentops_assets.storage.lake import list_tables, writer_lock
 from memory.retrieval._lock import exclusive
+from memory.retrieval._maintenance import cleanup_horizon
 
 if TYPE_CHECKING:
     from lancedb._lancedb import OptimizeStats
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 POLICY_FILE = "maintenance.yaml"
 DELTA_MIN_RETENTION_HOURS = 168  # Delta's default delta.deletedFileRetentionDuration
 TAG_PREFIX = "memory-v"
-_TAG_MARGIN = timedelta(seconds=1)
 
 
 class MaintenancePolicyError(ValueError):
@@ -210,7 +210,7 @@ def maintain_lance(folder: Path, name: str, policy: MaintenancePolicy) -> TableR
     table = lancedb.connect(folder).open_table(name)
     max_age = timedelta(days=policy.lance_snapshot_max_age_days)
     pruned = prune_tags(table, keep_latest=policy.lance_keep_latest, max_age=max_age)
-    stats = asyncio.run(_optimize(folder, name, _cleanup_age(table, max_age)))
+    stats = asyncio.run(_optimize(folder, name, cleanup_horizon(table, max_age)))
     return TableReport(
         store="lance",
         table=name,
@@ -257,12 +257,3 @@ def prune_tags(table: lancedb.table.Table, *, keep_latest: int, max_age: timedel
     return doomed
 
 
-def _cleanup_age(table: lancedb.table.Table, max_age: timedelta) -> timedelta:
-    """``max_age``, lengthened so the cleanup stops short of the oldest tagged version."""
-    tagged = {info["version"] for info in table.tags.list().values()}
-    stamps = [v["timestamp"] for v in table.list_versions() if v["version"] in tagged]
-    if not stamps:
-        return max_age
-    # The margin covers the moment between this clock reading and LanceDB's own.
-    oldest_tag_age = datetime.now() - min(stamps) + _TAG_MARGIN
-    return max(max_age, oldest_tag_age)

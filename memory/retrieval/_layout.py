@@ -145,3 +145,10 @@ def where(
 def metadata_update(values: Mapping[str, str]) -> dict[str, object]:
     """An ``update_field_metadata`` argument that sets keys on the vector field."""
     return {"path": "vector", "metadata": dict(values)}
+
+
+def to_frame(found: pa.Table) -> pl.DataFrame:
+    """A LanceDB result as a polars frame."""
+    converted = pl.from_arrow(found)
+    assert isinstance(converted, pl.DataFrame)
+    return converted

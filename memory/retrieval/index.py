@@ -1,60 +1,33 @@
-"""``MemoryIndex``: facts and knowledge chunks on LanceDB, pinned to memory versions."""
+"""``MemoryIndex``: facts and knowledge chunks on LanceDB, pinned to memory versions.
+
+The facade over the index's parts: ``_handles`` (table handles), ``_refresh`` (facts from
+the memory table), ``_chunks`` (knowledge chunks), ``_search``, ``_snapshots`` (tags) and
+``_maintenance``; every write holds the writer lock of ``_lock``.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
-from typing import Literal, get_args
+from typing import Literal
 
 import lancedb
-import numpy as np
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable
-from lancedb.index import FTS, Bitmap, BTree, IvfFlat
-from lancedb.table import LanceTable
 
 from memory.embedders import Embedder, default_embedder
 from memory.model import check_agent_id, check_text, check_version
 from memory.retrieval import _changes as ch
-from memory.retrieval import _chunks, _lock, _search
+from memory.retrieval import _chunks, _handles, _lock, _maintenance, _refresh, _search, _snapshots
 from memory.retrieval import _layout as lay
-from memory.retrieval.errors import (
-    EmbedderMismatchError,
-    IndexNotFoundError,
-    IndexVersionNotFoundError,
-    RetrievalError,
-)
-from memory.retrieval.results import (
-    Hit,
-    HitKind,
-    IndexInfo,
-    RefreshMode,
-    RefreshResult,
-    SearchMode,
-)
-
-log = logging.getLogger(__name__)
+from memory.retrieval.results import Hit, HitKind, IndexInfo, RefreshResult, SearchMode
 
 DEFAULT_TABLE = "memory_index"
-VECTOR_INDEX_MIN_ROWS = 5_000
-"""An IVF_FLAT index is trained once the table holds this many rows (2 cores, unfiltered:
-12 ms flat vs 8.5 ms indexed at 5,000 rows, 20 vs 10.5 ms at 10,000; training takes 0.1 s)."""
-OPTIMIZE_AFTER_ROWS = 2_000
-"""A write folds new rows into the indexes once this many are unindexed (searched flat until)."""
-RETRAIN_GROWTH = 4
-"""The IVF partitions are retrained when the table has grown this many times since training."""
-
-_EMBED_BATCH = 8_192
-_MAX_K = 1_000
-_SNAPSHOTS = 8  # time-travel handles kept open
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
@@ -104,15 +77,13 @@ class MemoryIndex:
         if not isinstance(self._embedder, Embedder):
             raise ValueError("embedder must have name, dim and embed(texts), like HashingEmbedder.")
         self._name = table
-        self._options = dict(storage_options or {})
-        self._db = lancedb.connect(
+        options = dict(storage_options or {})
+        db = lancedb.connect(
             self._uri,
             read_consistency_interval=read_consistency_interval,
-            storage_options=self._options or None,
+            storage_options=options or None,
         )
-        self._latest: LanceTable | None = None
-        self._snapshots: OrderedDict[int, tuple[LanceTable, lay.State]] = OrderedDict()
-        self._lock = threading.Lock()  # searches may come from many threads
+        self._handles = _handles.Handles(db, self._uri, table, self._embedder)
 
     @property
     def uri(self) -> str:
@@ -169,55 +140,9 @@ class MemoryIndex:
             # Opened holding the lock, so "latest" is never older than what a writer that went
             # first has indexed.
             facts = ch.open_facts(os.fspath(facts_uri), storage_options, version)
-            target = facts.version()
-            table = self._writable()
-            previous = lay.read_state(table.schema).memory_version
-            mode, changes, reason = self._fact_changes(table, facts, full=full)
-            if mode == "noop" and self._tag_version(table, target) is not None:
-                return RefreshResult(
-                    "noop", target, previous, 0, 0, False, _since(started), None, table.version
-                )
-            delete_where = lay.in_list("id", changes.deletes) if changes.deletes else None
-            upserted, deleted = self._write(table, changes.upserts, delete_where)
-            optimized, meta = self._maintain(table)
-            meta |= {lay.VERSION_KEY: str(target), lay.FACTS_TABLE_KEY: facts.metadata().id}
-            table.update_field_metadata(lay.metadata_update(meta))
-            self._tag(table, target)
-        return RefreshResult(
-            mode,
-            target,
-            previous,
-            upserted,
-            deleted,
-            optimized,
-            _since(started),
-            reason,
-            table.version,
-        )
-
-    def _fact_changes(
-        self, table: LanceTable, facts: DeltaTable, *, full: bool
-    ) -> tuple[RefreshMode, ch.Changes, str | None]:
-        """What the index must write to reflect ``facts``: the mode, the changes, and why a
-        full pass was needed (``None`` when the change feed did)."""
-        target = facts.version()
-        state = lay.read_state(table.schema)
-        reason = _full_reason(full, state, target, facts.metadata().id)
-        if reason is None and state.memory_version is not None:
-            changes = ch.Changes()
-            try:
-                if target > state.memory_version:
-                    changes = ch.read_changes(facts, state.memory_version + 1, target)
-            except ch.ChangeFeedUnavailable as exc:
-                reason = f"the change data feed cannot be read ({exc})"
-            else:
-                held = self._ids(table, lay.FACT)
-                reason = ch.unaccounted(held, changes, ch.read_keys(facts))
-                if reason is None:
-                    mode: RefreshMode = "noop" if target == state.memory_version else "incremental"
-                    return mode, changes, None
-        log.info("full refresh of %s: %s", self, reason)
-        return "full", ch.diff(ch.read_facts(facts), self._rows(table, lay.FACT)), reason
+            table = self._handles.writable()
+            done = _refresh.refresh(table, facts, self._embedder, full=full)
+        return replace(done, seconds=_since(started))
 
     # -- knowledge chunks -----------------------------------------------------------------
 
@@ -276,37 +201,13 @@ class MemoryIndex:
     def _write_chunks(
         self, rows: pl.DataFrame, *, scope: set[str] | Literal["all"] | None
     ) -> RefreshResult:
-        """Write chunk ``rows`` and delete held chunks in ``scope`` that ``rows`` lacks: none
-        (``None``), those of these documents, or ``"all"``."""
         started = time.perf_counter()
         with self._writing():
-            if rows.is_empty() and self._table() is None:
+            if rows.is_empty() and self._handles.latest() is None:
                 return RefreshResult("chunks", None, None, 0, 0, False, _since(started), None, 0)
-            table = self._writable()
-            held = self._rows(table, lay.CHUNK)
-            if scope is None:  # upsert: compare with the same chunks, delete nothing
-                held = held.join(rows.select("id"), on="id")
-            elif scope != "all":
-                held = held.filter(pl.col("source").is_in(sorted(scope)))
-            work = ch.diff(rows, held, compare=_chunks.COMPARED)
-            delete_where = lay.in_list("id", work.deletes) if work.deletes else None
-            upserted, deleted = self._write(table, work.upserts, delete_where)
-            optimized, meta = self._maintain(table)
-            if meta:
-                table.update_field_metadata(lay.metadata_update(meta))
-            # No tag moves: the snapshot of the current memory version keeps the chunks it had.
-            memory_version = lay.read_state(table.schema).memory_version
-        return RefreshResult(
-            "chunks",
-            memory_version,
-            memory_version,
-            upserted,
-            deleted,
-            optimized,
-            _since(started),
-            None,
-            table.version,
-        )
+            table = self._handles.writable()
+            done = _chunks.write_chunks(table, self._embedder, rows, scope=scope)
+        return replace(done, seconds=_since(started))
 
     # -- search ---------------------------------------------------------------------------
 
@@ -344,64 +245,28 @@ class MemoryIndex:
             IndexVersionNotFoundError: No snapshot of ``as_of_version``.
             EmbedderMismatchError: The index was built by another embedder.
         """
-        query = _check_query(query)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= _MAX_K:
-            raise ValueError(f"k must be an integer between 1 and {_MAX_K}, got {k!r}.")
-        if mode not in get_args(SearchMode):
-            raise ValueError(f"mode must be 'hybrid', 'vector' or 'text', got {mode!r}.")
-        if kind is not None and kind not in get_args(HitKind):
-            raise ValueError(f"kind must be 'fact', 'chunk' or None, got {kind!r}.")
+        query = _search.check(query, k=k, mode=mode, kind=kind)
         where = lay.where(
             agent_id=None if agent_id is None else check_agent_id(agent_id),
-            namespaces=_namespaces(namespace),
+            namespaces=_search.namespaces(namespace),
             kind=kind,
             include_shared=include_shared,
         )
-        table, version = self._snapshot(as_of_version)
-        depth = k if mode != "hybrid" else max(2 * k, 10)
-        lists = []
-        if mode != "text":
-            lists.append(self._vector(table, self._embed_query(query), where, depth))
-        if mode != "vector":
-            lists.append(self._text(table, query, where, depth))
-        best = lists[0].head(k) if len(lists) == 1 else _search.fuse(lists, k)
-        return _search.hits(_search.materialize(table, best), version)
-
-    def _vector(
-        self, table: LanceTable, vector: np.ndarray | None, where: str | None, k: int
-    ) -> pl.DataFrame:
-        """Nearest rows by cosine similarity: ``_rowid`` and ``score`` (hits come later)."""
-        if vector is None:  # nothing in the query the embedder could hash
-            return pl.DataFrame(schema=_search.CANDIDATE)
-        search = table.search(vector, vector_column_name="vector").distance_type("cosine")
-        if where:
-            search = search.where(where, prefilter=True)
-        found = _search.to_frame(search.select(["_distance"]).with_row_id(True).limit(k).to_arrow())
-        return found.select("_rowid", score=1.0 - pl.col("_distance").cast(pl.Float64))
-
-    def _text(self, table: LanceTable, query: str, where: str | None, k: int) -> pl.DataFrame:
-        """Best rows by BM25: ``_rowid`` and ``score`` only."""
-        search = table.search(query, query_type="fts", fts_columns="text")
-        if where:
-            search = search.where(where, prefilter=True)
-        found = _search.to_frame(search.select(["_score"]).with_row_id(True).limit(k).to_arrow())
-        return found.select("_rowid", score=pl.col("_score").cast(pl.Float64))
-
-    def _embed_query(self, query: str) -> np.ndarray | None:
-        vector = self._embed([query])[0]
-        return vector if np.any(vector) else None
+        table, version = self._handles.snapshot(as_of_version)
+        found = _search.search(table, self._embedder, query, where=where, k=k, mode=mode)
+        return _search.hits(found, version)
 
     # -- versions and maintenance ---------------------------------------------------------
 
     def memory_version(self) -> int | None:
         """The memory version the latest index reflects; ``None`` before the first refresh."""
-        table = self._table()
+        table = self._handles.latest()
         return None if table is None else lay.read_state(table.schema).memory_version
 
     def versions(self) -> list[int]:
         """Memory versions the index holds snapshots of (``as_of_version`` values), oldest first."""
-        table = self._table()
-        return [] if table is None else sorted(_tagged(table))
+        table = self._handles.latest()
+        return [] if table is None else _snapshots.memory_versions(table)
 
     def info(self) -> IndexInfo:
         """Counts, embedder and versions of the latest index.
@@ -409,36 +274,40 @@ class MemoryIndex:
         Raises:
             IndexNotFoundError: Nothing was indexed yet.
         """
-        table = self._require()
+        table = self._handles.require()
         state = lay.read_state(table.schema)
         return IndexInfo(
             embedder=state.embedder,
             memory_version=state.memory_version,
-            versions=sorted(_tagged(table)),
+            versions=_snapshots.memory_versions(table),
             facts=table.count_rows(f"kind = {lay.quote(lay.FACT)}"),
             chunks=table.count_rows(f"kind = {lay.quote(lay.CHUNK)}"),
             index_version=table.version,
         )
 
     def optimize(self, *, retrain: bool = False) -> None:
-        """Fold unindexed rows into the indexes and compact small files.
+        """Fold unindexed rows into the indexes, compact small files, remove old versions.
 
-        Writes do this by themselves once ``OPTIMIZE_AFTER_ROWS`` rows are unindexed; call it
-        from a maintenance job to do it sooner. Old untagged table versions are cleaned up
-        after LanceDB's default retention (7 days); tagged snapshots are kept.
+        Writes fold rows in by themselves once ``OPTIMIZE_AFTER_ROWS`` are unindexed; call it
+        from a maintenance job to do it sooner and to reclaim space. Table versions older
+        than 7 days are removed, but the cleanup stops at the oldest tagged version (the
+        oldest snapshot): LanceDB refuses to clean up a tagged version, so that version and
+        every later one stay, tagged or not, and every memory version ``versions()`` lists
+        stays searchable. Only ``prune_versions`` moves that point forward.
 
         Args:
             retrain: Also retrain the vector index's partitions on the current rows.
         """
         with self._writing():
-            self._writable().optimize(retrain=retrain)
+            _maintenance.optimize(self._handles.writable(), retrain=retrain)
 
     def prune_versions(self, *, keep: int) -> list[int]:
         """Forget all but the newest ``keep`` memory-version snapshots.
 
-        Tagged table versions are exempt from LanceDB's cleanup, so every refresh keeps its
-        files forever until its tag goes: call this from a maintenance job. The files of the
-        forgotten snapshots are removed by the next ``optimize`` once older than 7 days.
+        ``optimize`` removes no version from the oldest snapshot on, so without this the
+        index keeps every version since its first refresh: call it from a maintenance job.
+        The next ``optimize`` then removes the versions older than both 7 days and the
+        oldest snapshot kept.
 
         Args:
             keep: How many snapshots to keep (the newest, including the current one).
@@ -449,261 +318,18 @@ class MemoryIndex:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be a positive integer, got {keep!r}.")
         with self._writing():
-            table = self._writable()
-            gone = sorted(_tagged(table))[:-keep]
-            for version in gone:  # a tag may go; it never moves
-                table.tags.delete(f"{lay.TAG_PREFIX}{version}")
-        return gone
+            return _maintenance.prune(self._handles.writable(), keep=keep)
 
     def drop(self) -> None:
         """Delete the index table, every version and snapshot of it (to change embedder)."""
         with self._writing():
-            if self._table() is not None:
-                self._db.drop_table(self._name)
-            self._latest = None
-        with self._lock:
-            self._snapshots.clear()
-
-    # -- internals ------------------------------------------------------------------------
-
-    def _table(self) -> LanceTable | None:
-        if self._latest is None:
-            try:
-                self._latest = self._db.open_table(self._name)
-            except ValueError:  # LanceDB: "Table '...' was not found"
-                return None
-        return self._latest
-
-    def _require(self) -> LanceTable:
-        table = self._table()
-        if table is None:
-            raise IndexNotFoundError(
-                f"no retrieval index {self._name!r} in {self._uri}: run refresh_facts first."
-            )
-        return table
+            self._handles.drop()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Hold the index's writer lock (write methods only; not reentrant)."""
         with _lock.exclusive(self._uri, self._name):
             yield
-
-    def _writable(self) -> LanceTable:
-        """The latest table (made with its indexes on first use), checked against the embedder.
-
-        Call it holding the writer lock: what it returns is then the version the write builds on.
-        """
-        table = self._table()
-        if table is not None:
-            try:
-                table.checkout_latest()  # another process may have written since it was opened
-            except RuntimeError:  # ... or dropped it
-                self._latest = None
-                table = self._table()
-        if table is None:
-            schema = lay.arrow_schema(self._embedder.dim, self._embedder.name)
-            table = self._db.create_table(self._name, schema=schema, exist_ok=True)
-            indexed = {idx.columns[0] for idx in table.list_indices()}  # another process?
-            for column, config in (
-                ("id", BTree()),  # merge_insert and deletes by key
-                ("agent_id", Bitmap()),  # the prefilter of nearly every search
-                ("kind", Bitmap()),
-                ("namespace", Bitmap()),
-                ("text", FTS()),  # BM25; stems and drops English stop words
-            ):
-                if column not in indexed:
-                    table.create_index(column, config=config)
-            self._latest = table
-        self._check_embedder(table)
-        return table
-
-    def _check_embedder(self, table: LanceTable, state: lay.State | None = None) -> None:
-        state = state or lay.read_state(table.schema)
-        mine = self._embedder
-        if state.embedder != mine.name or state.dim != mine.dim:
-            raise EmbedderMismatchError(
-                f"the index {self._name!r} in {self._uri} was built by embedder "
-                f"{state.embedder!r} ({state.dim} dimensions), but this MemoryIndex uses "
-                f"{mine.name!r} ({mine.dim}); open it with {state.embedder!r}, or build a new "
-                "index (another table name, or drop() this one)."
-            )
-
-    def _snapshot(self, as_of_version: int | None) -> tuple[LanceTable, int | None]:
-        """A handle pinned to one table version, and the memory version it reflects.
-
-        Even the latest index is searched through a pinned handle, so that a write landing
-        mid-search (another process refreshing) cannot mix two versions in one answer.
-        """
-        latest = self._require()
-        if as_of_version is None:
-            table, state = self._pinned(latest.version)
-            self._check_embedder(table, state)
-            return table, state.memory_version
-        check_version(as_of_version, "as_of_version")
-        version = self._tag_version(latest, as_of_version)
-        if version is None:
-            raise IndexVersionNotFoundError(
-                _no_snapshot(as_of_version, sorted(_tagged(latest)), self._name)
-            )
-        table, state = self._pinned(version)
-        self._check_embedder(table, state)
-        return table, as_of_version
-
-    def _pinned(self, version: int) -> tuple[LanceTable, lay.State]:
-        """A read-only handle checked out at ``version``, and its state (both kept: a
-        version never changes)."""
-        with self._lock:
-            pinned = self._snapshots.get(version)
-            if pinned is None:
-                table = self._db.open_table(self._name)
-                table.checkout(version)
-                pinned = self._snapshots[version] = (table, lay.read_state(table.schema))
-                while len(self._snapshots) > _SNAPSHOTS:
-                    self._snapshots.popitem(last=False)
-            else:
-                self._snapshots.move_to_end(version)
-            return pinned
-
-    def _tag_version(self, table: LanceTable, memory_version: int) -> int | None:
-        try:
-            return table.tags.get_version(f"{lay.TAG_PREFIX}{memory_version}")
-        except RuntimeError:  # LanceDB: "Ref not found error: tag ... does not exist"
-            return None
-
-    def _tag(self, table: LanceTable, memory_version: int) -> None:
-        """Tag the table's version as the snapshot of ``memory_version``, unless one exists.
-
-        Tags are never updated: a snapshot, once written, answers the same forever (until
-        ``prune_versions`` deletes it).
-        """
-        if self._tag_version(table, memory_version) is not None:
-            return
-        try:
-            table.tags.create(f"{lay.TAG_PREFIX}{memory_version}", table.version)
-        except RuntimeError as exc:  # LanceDB: "Ref conflict error: tag ... already exists"
-            if "already exists" not in str(exc):
-                raise
-
-    def _rows(self, table: LanceTable, kind: str) -> pl.DataFrame:
-        """Every row of one kind, without vectors."""
-        query = table.search().where(f"kind = {lay.quote(kind)}")
-        return _search.to_frame(query.select(list(lay.ROW_COLUMNS)).limit(None).to_arrow())
-
-    def _ids(self, table: LanceTable, kind: str) -> pl.Series:
-        """The row key of every row of one kind."""
-        query = table.search().where(f"kind = {lay.quote(kind)}").select(["id"]).limit(None)
-        return _search.to_frame(query.to_arrow()).get_column("id")
-
-    def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        parts = []
-        for start in range(0, len(texts), _EMBED_BATCH):
-            batch = list(texts[start : start + _EMBED_BATCH])
-            vectors = np.asarray(self._embedder.embed(batch), dtype=np.float32)
-            if vectors.shape != (len(batch), self._embedder.dim):
-                raise RetrievalError(
-                    f"embedder {self._embedder.name!r} returned shape {vectors.shape} for "
-                    f"{len(batch)} texts; expected ({len(batch)}, {self._embedder.dim})."
-                )
-            parts.append(vectors)
-        return np.concatenate(parts) if parts else np.zeros((0, self._embedder.dim), np.float32)
-
-    def _write(
-        self, table: LanceTable, rows: pl.DataFrame, delete_where: str | None
-    ) -> tuple[int, int]:
-        """Upsert ``rows`` (embedding them) and delete the rows ``delete_where`` names that are
-        not among them, as ONE table version, so no reader sees half a change.
-
-        Returns:
-            Rows written and rows deleted.
-        """
-        if rows.is_empty() and delete_where is None:
-            return 0, 0
-        vectors = self._embed(rows.get_column("text").to_list())
-        data = lay.to_arrow(rows, vectors, table.schema)
-        merge = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-        if delete_where is not None:
-            merge = merge.when_not_matched_by_source_delete(delete_where)
-        done = merge.execute(data)
-        return done.num_inserted_rows + done.num_updated_rows, done.num_deleted_rows
-
-    def _maintain(self, table: LanceTable) -> tuple[bool, dict[str, str]]:
-        """Keep the indexes useful; returns whether it optimized and metadata to record."""
-        rows = table.count_rows()
-        names = {idx.columns[0]: idx.name for idx in table.list_indices()}
-        trained = lay.read_state(table.schema).trained_rows
-        if rows >= VECTOR_INDEX_MIN_ROWS and (
-            "vector" not in names or (trained and rows >= RETRAIN_GROWTH * trained)
-        ):
-            table.create_index("vector", config=IvfFlat(distance_type="cosine"), replace=True)
-            names = {idx.columns[0]: idx.name for idx in table.list_indices()}
-            meta = {lay.TRAINED_ROWS_KEY: str(rows)}
-        else:
-            meta = {}
-        unindexed = 0
-        for column in ("text", "vector"):
-            stats = table.index_stats(names[column]) if column in names else None
-            if stats is not None:
-                unindexed = max(unindexed, stats.num_unindexed_rows)
-        if unindexed >= OPTIMIZE_AFTER_ROWS:
-            table.optimize()
-            return True, meta
-        return False, meta
-
-
-def _full_reason(full: bool, state: lay.State, target: int, facts_id: str) -> str | None:
-    if full:
-        return "a full refresh was asked for"
-    if state.memory_version is None:
-        return "first build"
-    if state.facts_table_id != facts_id:
-        return "the memory table was recreated (its Delta table id changed)"
-    if target < state.memory_version:
-        return f"memory version {target} is older than the indexed {state.memory_version}"
-    return None
-
-
-def _check_query(query: object) -> str:
-    if not isinstance(query, str) or not query.strip():
-        raise ValueError(f"query must be a non-empty string, got {query!r}.")
-    return query
-
-
-def _namespaces(namespace: str | Sequence[str] | None) -> list[str] | None:
-    if namespace is None:
-        return None
-    names = [namespace] if isinstance(namespace, str) else list(namespace)
-    if not names or not all(isinstance(n, str) and n.strip() for n in names):
-        raise ValueError(
-            f"namespace must be a non-empty string or list of them, got {namespace!r}."
-        )
-    return names
-
-
-def _tagged(table: LanceTable) -> set[int]:
-    prefix = lay.TAG_PREFIX
-    return {
-        int(name[len(prefix) :])
-        for name in table.tags.list()
-        if name.startswith(prefix) and name[len(prefix) :].isdigit()
-    }
-
-
-def _no_snapshot(version: int, versions: list[int], table: str) -> str:
-    if not versions:
-        return f"the index {table!r} holds no snapshot yet: run refresh_facts first."
-    older = [v for v in versions if v < version]
-    newer = [v for v in versions if v > version]
-    if not newer:
-        where = f"the newest it holds is {versions[-1]}; refresh it to reach {version}"
-    else:
-        near = ", ".join(str(v) for v in (older[-1:] + newer[:1]))
-        where = f"the nearest it holds are {near}"
-    shown = ", ".join(str(v) for v in versions[-20:])
-    more = f" (the last 20 of {len(versions)})" if len(versions) > 20 else ""
-    return (
-        f"the index {table!r} holds no snapshot of memory version {version}: snapshots exist "
-        f"only for versions it was refreshed at; {where}. Versions held{more}: {shown}."
-    )
 
 
 def _since(started: float) -> float:
