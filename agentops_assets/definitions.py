@@ -9,17 +9,20 @@ from agentops_assets.defs import automation
 from agentops_assets.defs.resources import LakeResource
 
 with warnings.catch_warnings():
-    # The FinOps assets run a backfill as one run (BackfillPolicy.single_run), a parameter
+    # The FinOps and drift assets run a backfill as one run (BackfillPolicy.single_run), a parameter
     # Dagster marks beta; its BetaWarning, once per asset, tells a user nothing to act on.
     warnings.filterwarnings(
         "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
     )
-    from agentops_assets.defs import finops, maintenance, memory, telemetry
+    from agentops_assets.defs import alerts, drift, finops, jobs, maintenance, memory, telemetry
 
 defs = dg.Definitions.merge(
     telemetry.defs,
     memory.defs,
     finops.defs,
+    drift.defs,
+    alerts.defs,
+    jobs.defs,
     maintenance.defs,
     automation.defs,
     dg.Definitions(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentops_assets.cli.drift import anomalies, drift
 from agentops_assets.cli.finops import finops
 from agentops_assets.cli.memory import memory
 from agentops_assets.storage.config import Paths
@@ -419,6 +420,7 @@ def demo(agents: int, days: int, seed: int) -> None:
     _print_summary(paths)
     _print_memory_summary(paths, summary.incidents)
     _print_finops_summary(paths, summary.start)
+    _print_drift_summary(paths, summary.incidents)
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
     if not ok:
         raise SystemExit(1)
@@ -433,6 +435,54 @@ def _print_finops_summary(paths: Paths, first_day: date) -> None:
         print_report(paths, period="month", day=None, findings_from=first_day)
     except click.ClickException as error:
         err.print(f"[yellow]No FinOps report:[/] {error.message}")
+
+
+def _print_drift_summary(paths: Paths, incidents: list[dict]) -> None:
+    """What the simulator injected beside what drift and anomaly detection found, and when."""
+    import polars as pl
+
+    from agentops_assets.drift.evaluation import match_incidents
+    from agentops_assets.drift.tables import BEHAVIOR_ANOMALIES, DRIFT_FINDINGS
+    from agentops_assets.storage import lake
+
+    frames = [lake.scan(paths.table_uri(name)) for name in (DRIFT_FINDINGS, BEHAVIOR_ANOMALIES)]
+    if any(frame is None for frame in frames):
+        return
+    findings, anomalies = (frame.collect() for frame in frames)
+    from agentops_assets.drift.refresh import drift_policy
+    from agentops_assets.finops.refresh import event_date_range
+
+    history = drift_policy(paths).min_history_days
+    data = event_date_range(paths)
+    judged_from = data[0] + timedelta(days=history) if data else None
+    matches = match_incidents(incidents, findings, anomalies, judged_from=judged_from)
+    table = Table(title="Injected incidents and what detection found", title_justify="left")
+    for column in ("incident", "started", "agent or type", "found", "evidence"):
+        table.add_column(column, overflow="fold")
+    for row in matches.iter_rows(named=True):
+        table.add_row(row["incident"], str(row["day"]), row["target"], *_verdict(row, history))
+    console.print()
+    console.print(
+        f"[bold]Drift[/]: {findings.height:,} findings "
+        f"({findings.filter(pl.col('severity') == 'critical').height:,} critical) and "
+        f"{anomalies.height:,} anomalous cycles over the simulated days"
+    )
+    console.print(table)
+    if not findings.is_empty():
+        last = findings["day"].max()
+        console.print(f"  Details: agentops drift report --date {last}; agentops anomalies")
+
+
+def _verdict(row: dict, history: int) -> tuple[str, str]:
+    """The found and evidence cells of one incident of the demo's detection table."""
+    if not row["behavioural"]:
+        return "-", "a memory incident: see the Memory section above"
+    if row["found"]:
+        when = "same day" if row["delay_days"] == 0 else f"{row['delay_days']} day later"
+        return f"[green]yes[/], {when}", row["evidence"]
+    if row["too_early"]:
+        return "-", f"before {history} days of history: not judged"
+    return "[red]no[/]", "nothing within a day of its start"
 
 
 def _seed_knowledge(paths: Paths) -> None:
@@ -532,6 +582,8 @@ def _print_summary(paths: Paths) -> None:
 
 main.add_command(memory)
 main.add_command(finops)
+main.add_command(drift)
+main.add_command(anomalies)
 
 if __name__ == "__main__":
     main()

@@ -119,7 +119,7 @@ def _materialize(paths: Paths, instance, outcome: RunOutcome) -> None:
         ]
         finops = RunOutcome()
         for day in days:
-            result = defs.resolve_job_def("finops_job").execute_in_process(
+            result = defs.resolve_job_def("daily_job").execute_in_process(
                 instance=instance,
                 raise_on_error=False,
                 tags={**owner, "dagster/partition": day.isoformat()},
@@ -230,7 +230,7 @@ def _merge_days(days: RunOutcome, outcome: RunOutcome, count: int) -> None:
         outcome.lines.append((name, summary))
     outcome.lines += failed
     if count > 1:
-        outcome.lines.append(("finops_job", f"{count} daily runs"))
+        outcome.lines.append(("daily_job", f"{count} daily runs"))
 
 
 def _summary(metadata) -> str:

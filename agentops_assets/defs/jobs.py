@@ -1,0 +1,15 @@
+"""The job `agentops run` and `agentops demo` run once per day with telemetry."""
+
+import dagster as dg
+
+from agentops_assets.defs.finops.partitions import daily_partitions
+
+daily_job = dg.define_asset_job(
+    "daily_job",
+    selection=dg.AssetSelection.groups("finops", "drift", "alerts"),
+    partitions_def=daily_partitions,
+    description="One day's FinOps tables, then its drift, anomalies, coordination findings and "
+    "alerts (each day's drift reads the FinOps tables of the days before it).",
+)
+
+defs = dg.Definitions(jobs=[daily_job])
