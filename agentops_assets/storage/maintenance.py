@@ -255,5 +255,3 @@ def prune_tags(table: lancedb.table.Table, *, keep_latest: int, max_age: timedel
     for tag in doomed:
         table.tags.delete(tag)
     return doomed
-
-
