@@ -394,6 +394,14 @@ def test_missed_deadline_is_a_step_ending_after_its_deadline(paths: Paths) -> No
     assert found.height == 2
 
 
+def test_one_agent_repeating_its_own_change_is_not_duplicate_work(paths: Paths) -> None:
+    records = [
+        decision("own-1", "tr-o1", "09:00:00", "restart_service", "svc-search"),
+        decision("own-2", "tr-o2", "09:02:00", "restart_service", "svc-search"),
+    ]
+    assert of_kind(findings(paths, records), "duplicate_work") == []
+
+
 def test_findings_are_stable_and_belong_to_their_first_days(paths: Paths) -> None:
     next_day = DAY + dt.timedelta(days=1)
     records = [
@@ -410,7 +418,15 @@ def test_findings_are_stable_and_belong_to_their_first_days(paths: Paths) -> Non
         ),  # fmt: skip
         # A pair wholly on the next day.
         decision("day2-1", "tr-d1", "09:00:00", "restart_service", "svc-search", day=next_day),
-        decision("day2-2", "tr-d2", "09:01:00", "restart_service", "svc-search", day=next_day),
+        decision(
+            "day2-2",
+            "tr-d2",
+            "09:01:00",
+            "restart_service",
+            "svc-search",
+            agent="fin-b",
+            day=next_day,
+        ),  # fmt: skip
     ]
     found = findings(paths, records)
     assert found.schema == pl.Schema(COORDINATION_SCHEMA)
@@ -426,7 +442,7 @@ def test_findings_are_stable_and_belong_to_their_first_days(paths: Paths) -> Non
     assert find(paths, next_day, next_day)["finding_id"].to_list() == [both["finding_id"][1]]
 
 
-def test_ordinary_fleet_has_no_loops_conflicts_cycles_or_missed_deadlines(paths: Paths) -> None:
+def test_an_ordinary_fleet_has_no_coordination_finding(paths: Paths) -> None:
     first = dt.date(2026, 10, 5)
     simulate(paths.landing, paths.simulator, agents=8, days=3, seed=42, start=first,
              incidents=[], cycles_per_agent_day=40)  # fmt: skip
@@ -434,24 +450,14 @@ def test_ordinary_fleet_has_no_loops_conflicts_cycles_or_missed_deadlines(paths:
     last = first + dt.timedelta(days=2)
     found = find(paths, first, last)
 
-    assert found.filter(pl.col("kind") != "duplicate_work").height == 0, found["detail"].to_list()
-    # Duplicated work does happen in a simulated fleet: OpsAgents act on a pool of ten services
-    # and ResearchAgents on eight topics, with no coordination, so two cycles restart one
-    # service minutes apart. Every duplicate must be of that kind; none may come from a read
-    # (kb.search, shared by every type) or from a shared collection endpoint with other
-    # arguments (payments.refund, erp.post_journal, slack.post_message, notes.append).
-    dups = found.filter(pl.col("kind") == "duplicate_work")
-    assert dups.height > 0
-    evidence = dups.select(pl.col("event_ids").explode().alias("event_id"))
-    events = (
-        pl.read_delta(paths.table_uri(AGENT_EVENTS))
-        .join(evidence, on="event_id", how="semi")
-        .with_columns(text=pl.concat_str("action_target", "input_context", ignore_nulls=True))
-    )
-    assert events.height == evidence.height
-    assert set(events["agent_type"]) <= {"OpsAgent", "ResearchAgent"}
-    assert events["text"].str.contains("svc-|topic-").all()
-    assert not events["action"].is_in(["kb.search", "k8s.get_pods", "prometheus.query"]).any()
+    # Agents own their services and topics, as on-call rotations and topic owners divide work:
+    # an ordinary fleet neither loops, duplicates, conflicts, delegates in circles nor misses
+    # deadlines.
+    assert found.height == 0, found["detail"].to_list()
+    # Yet the data has material the rules look at: agents share the read-only kb.search, and
+    # at a lower threshold the loop rule finds calls repeated within cycles.
+    events = pl.read_delta(paths.table_uri(AGENT_EVENTS))
+    assert events.filter(pl.col("action") == "kb.search")["agent_id"].n_unique() > 1
 
     # The data does repeat calls within cycles (drawn with replacement), just never six times
     # fresh: at a threshold of three the loop rule finds some.

@@ -9,8 +9,9 @@ it. The rules, with their defaults in ``CoordinationParams``:
   (``attempt`` > 0) is the runtime trying one call again, which ``tool_error_rate`` and
   ``reprompt_rate`` already measure; a loop is the agent choosing the same call again.
   LLM calls, plans, retrievals and reviews are not actions on a target and do not count.
-- ``duplicate_work``: the same call in two or more cycles, each within ``duplicate_window`` of
-  the one before, for calls that change things (action names matching ``read_only_actions``
+- ``duplicate_work``: the same call by two or more agents in different cycles, each within
+  ``duplicate_window`` of the one before (one agent repeating its own change is a retry or a
+  follow-up, not duplicated work), for calls that change things (action names matching ``read_only_actions``
   are left out). The same call means the same kind, action and target, and for tool calls the
   same arguments (``input_context``), since many tools are addressed by a collection endpoint
   (``POST /v1/refunds``) that only the arguments tell apart.
@@ -419,8 +420,11 @@ def _duplicates(acts: pl.DataFrame, p: CoordinationParams) -> pl.DataFrame:
             pl.col("action").first(),
             pl.col("action_target").first().alias("target"),
             pl.col("trace_id").n_unique().alias("cycles"),
+            pl.col("agent_id").n_unique().alias("agents"),
         )
-        .filter(pl.col("cycles") >= 2)
+        # One agent repeating its own work across cycles is its business (a retry policy, a
+        # follow-up); duplicated work is two agents doing the same change.
+        .filter((pl.col("cycles") >= 2) & (pl.col("agents") >= 2))
     )
     args = pl.when(pl.col("kind") == "tool_call").then(pl.lit(" with the same arguments"))
     detail = pl.format(

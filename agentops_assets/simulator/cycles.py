@@ -76,10 +76,13 @@ class CycleGenerator:
         agent.last_us = t0
         return agent.session
 
-    def _entity(self, atype: AgentType) -> str:
+    def _entity(self, agent: Agent) -> str:
+        """What the cycle works on: a numbered record, or the one named entity (a service, a
+        research topic) the agent owns, as on-call rotations and topic owners divide work."""
+        atype = agent.type
         names = ENTITY_NAMES.get(atype.entity)
         if names:
-            return atype.entity + self.r.choice(names)
+            return atype.entity + names[agent.index % len(names)]
         return f"{atype.entity}{self.r.randint(10000, 99999)}"
 
     def _cum(self, atype: AgentType, what: str) -> tuple[float, ...]:
@@ -119,7 +122,7 @@ class CycleGenerator:
         )
         stage = self._lesson_stage(agent, t0)
 
-        entity = self._entity(atype)
+        entity = self._entity(agent)
         scenario = r.choice(atype.scenarios)
         if stage in (1, 2):
             scenario = next((s for s in atype.scenarios if "refund" in s[1]), scenario)
