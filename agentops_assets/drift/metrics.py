@@ -33,7 +33,7 @@ _UP: Final = {"direction": "up"}
 _DOWN: Final = {"direction": "down"}
 # Effect sizes: a continuous metric's shift in baseline spreads; a rate's Cohen's h.
 _CONTINUOUS: Final = {"warning": 0.5, "critical": 1.0}
-_RATE: Final = {"warning": 0.2, "critical": 0.5}
+_RATE: Final = {"warning": 0.3, "critical": 0.6}
 _col = pl.col
 
 METRICS: Final[dict[str, Metric]] = {
