@@ -21,7 +21,7 @@ from agentops_assets.telemetry.landing import (
     content_in_chunks,
     read_content,
 )
-from agentops_assets.telemetry.otlp import read_otlp
+from agentops_assets.telemetry.otlp import read_otlp, read_otlp_protobuf
 from agentops_assets.telemetry.parsed import ParsedRecords, Reject
 from agentops_assets.telemetry.redact import quarantine_secret_keys, redact_frame
 from agentops_assets.telemetry.schema import (
@@ -33,7 +33,11 @@ from agentops_assets.telemetry.schema import (
 from agentops_assets.telemetry.validate import validate
 
 RAW_TEXT_LIMIT: Final = 65_536  # characters of a quarantined record kept in the table
-_READERS: Final = {"jsonl": read_jsonl, "otlp_json": read_otlp}
+_READERS: Final = {
+    "jsonl": read_jsonl,
+    "otlp_json": read_otlp,
+    "otlp_protobuf": read_otlp_protobuf,
+}
 _FILE_PROBLEMS: Final = {
     "binary_file": "The file is binary, not text telemetry.",
     "invalid_gzip": "The file is not a readable gzip stream.",

@@ -137,7 +137,7 @@ def _read_ahead(
     A JSONL file larger than a chunk is read here, one chunk at a time, when its turn comes.
     """
     workers = max(1, min(os.cpu_count() or 1, MAX_WORKERS))
-    otlp_bytes = sum(f.size for f in files if f.source_format == "otlp_json")
+    otlp_bytes = sum(f.size for f in files if f.source_format.startswith("otlp"))
     with contextlib.ExitStack() as stack:
         threads = stack.enter_context(ThreadPoolExecutor(workers))
         processes: ProcessPoolExecutor | None = None
@@ -156,7 +156,7 @@ def _read_ahead(
                 yield _loaded(parsed)
 
         for file in files:
-            if processes is not None and file.source_format == "otlp_json":
+            if processes is not None and file.source_format.startswith("otlp"):
                 future = processes.submit(_read_file_to_ipc, file, ingested_at, limits, scratch)
             else:
                 future = threads.submit(read_file, file, ingested_at, limits=limits)

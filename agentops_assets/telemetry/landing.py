@@ -17,12 +17,14 @@ from typing import BinaryIO, Final, Literal
 
 from memory.redaction import redact_text
 
-SourceFormat = Literal["jsonl", "otlp_json"]
+SourceFormat = Literal["jsonl", "otlp_json", "otlp_protobuf"]
 _SUFFIXES: Final[dict[str, SourceFormat]] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "otlp_json",
+    ".pb": "otlp_protobuf",  # one serialized ExportTraceServiceRequest, as .pb or .otlp.pb
 }
+BINARY_FORMATS: Final[frozenset[SourceFormat]] = frozenset({"otlp_protobuf"})
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
@@ -205,9 +207,10 @@ def read_content(file: LandingFile, *, limit: int, keep: bool = True) -> FileCon
             its first bytes with problem ``decompressed_too_large``.
         keep: Keep the bytes; without it only the first ones are kept (to measure a file).
     """
+    binary = file.source_format in BINARY_FORMATS
     try:
         with open_landing(file) as stream:
-            return _read(stream, file.compressed, limit=limit, keep=keep)
+            return _read(stream, file.compressed, limit=limit, keep=keep, binary=binary)
     except RefusedFile as refused:
         return FileContent(_NO_BYTES_HASH, b"", refused.problem)
 
@@ -237,13 +240,16 @@ def content_in_chunks(
         yield measured, _line_chunks(_Decoded(stream, compressed=file.compressed), chunk_bytes)
 
 
-def _read(stream: BinaryIO, compressed: bool, *, limit: int, keep: bool) -> FileContent:
+def _read(
+    stream: BinaryIO, compressed: bool, *, limit: int, keep: bool, binary: bool = False
+) -> FileContent:
+    """Read a whole stream; ``binary``: the format is binary, so NUL bytes are no problem."""
     stored_size = os.fstat(stream.fileno()).st_size
     whole = keep and stored_size <= limit
     if whole and not compressed:
         data = stream.read()  # the common case: one read, no copies
         if len(data) <= limit and not data.startswith(_GZIP_MAGIC):
-            problem = "binary_file" if _is_binary(data) else None
+            problem = "binary_file" if not binary and _is_binary(data) else None
             return FileContent(hashlib.sha256(data).hexdigest(), data, problem, len(data))
         stream.seek(0)
     if whole:  # read and inflated in one go, as fast as a plain gunzip; the limit still holds
@@ -260,7 +266,7 @@ def _read(stream: BinaryIO, compressed: bool, *, limit: int, keep: bool) -> File
         if keep:
             parts.append(piece)
     problem = decoded.problem
-    if problem is None and _is_binary(head):
+    if problem is None and not binary and _is_binary(head):
         problem = "binary_file"
     data = b"".join(parts) if keep else head
     return FileContent(decoded.finish(), data, problem, decoded.size)
