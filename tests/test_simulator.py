@@ -273,6 +273,8 @@ def test_ground_truth_inside_landing_is_refused(tmp_path: Path) -> None:
         {"fmt": "xml"},
         {"seed": -1},
         {"cycles_per_agent_day": 0},
+        {"first_incident_day": -1},
+        {"first_incident_day": "7"},
     ],
 )
 def test_bad_arguments_raise_value_error(tmp_path: Path, kwargs: dict[str, Any]) -> None:
@@ -346,6 +348,16 @@ def test_tiny_ranges_still_place_every_incident(tmp_path: Path) -> None:
     assert summary.start == summary.end == START
     only = run(tmp_path / "two", agents=2, days=2, incidents=["outage"])
     assert [i["name"] for i in only.incidents] == ["outage"]
+
+
+def test_first_incident_day_leaves_a_clean_baseline(tmp_path: Path) -> None:
+    summary = run(tmp_path, agents=6, days=12, cycles_per_agent_day=4, first_incident_day=7)
+    days = sorted(dt.date.fromisoformat(i["day"]) for i in summary.incidents)
+    assert len(days) == len(INCIDENT_NAMES)
+    assert days[0] >= START + dt.timedelta(days=7)
+    # Too late a first day puts the incidents on the last day rather than nowhere.
+    late = run(tmp_path / "late", agents=6, days=3, cycles_per_agent_day=4, first_incident_day=9)
+    assert {i["day"] for i in late.incidents} <= {(START + dt.timedelta(days=2)).isoformat()}
 
 
 def test_wrong_lesson_is_stored_then_corrected(tmp_path: Path) -> None:

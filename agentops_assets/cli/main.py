@@ -24,6 +24,7 @@ from agentops_assets.storage.config import Paths
 
 console = Console()
 err = Console(stderr=True)
+DEMO_BASELINE_DAYS = 7  # incident-free days the demo starts with: drift's minimum history
 
 
 def _paths() -> Paths:
@@ -376,10 +377,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @main.command()
 @click.option("--agents", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option("--days", default=7, show_default=True, type=click.IntRange(min=1))
+@click.option("--days", default=14, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=42, show_default=True, type=int)
 def demo(agents: int, days: int, seed: int) -> None:
-    """Simulate a week of a 20-agent fleet, materialize every asset, print a summary.
+    """Simulate two weeks of a 20-agent fleet, materialize every asset, print a summary.
+
+    The first week is a clean baseline; the incidents fall in the second, where drift
+    detection (which judges a day against at least 7 days before it) can find them.
 
     \b
     Example:
@@ -397,6 +401,7 @@ def demo(agents: int, days: int, seed: int) -> None:
         start=None,
         cycles_per_day=60,
         gzip=False,
+        first_incident_day=DEMO_BASELINE_DAYS if days > DEMO_BASELINE_DAYS else 1,
     )
     console.print(
         f"Simulated {summary.events:,} events and {sum(summary.bad_records.values()):,} "

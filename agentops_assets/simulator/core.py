@@ -106,7 +106,15 @@ def _check(
 
 def _salt(args: dict[str, Any]) -> int:
     """Id salt from the arguments that shape the events (not format, gzip or bad_fraction)."""
-    keys = ("seed", "start", "agents", "days", "cycles_per_agent_day", "incidents")
+    keys = (
+        "seed",
+        "start",
+        "agents",
+        "days",
+        "cycles_per_agent_day",
+        "incidents",
+        "first_incident_day",
+    )
     blob = orjson.dumps({k: args[k] for k in keys}, option=orjson.OPT_SORT_KEYS)
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big")
 
@@ -123,6 +131,7 @@ def simulate(
     bad_fraction: float = 0.0,
     cycles_per_agent_day: int = 60,
     incidents: Sequence[str] | None = None,
+    first_incident_day: int = 1,
     gzip: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationSummary:
@@ -145,6 +154,10 @@ def simulate(
         bad_fraction: Share of malformed records among all records, in [0, 1).
         cycles_per_agent_day: Mean reasoning cycles per agent and day (about 12 events each).
         incidents: Incidents to inject (see ``INCIDENT_NAMES``); ``None`` means all.
+        first_incident_day: The earliest day (0-based) an incident may start on; the days
+            before are a clean baseline. Drift detection judges a day only after 7 days of
+            history, so ``7`` puts every incident where it can be found. When it leaves no
+            day, incidents fall on the last day.
         gzip: Compress landing files (``.gz``).
         progress: Called as ``progress(cycles_done, cycles_total)`` now and then.
 
@@ -181,11 +194,18 @@ def simulate(
         "bad_fraction": bad_fraction,
         "cycles_per_agent_day": cycles_per_agent_day,
         "incidents": names,
+        "first_incident_day": first_incident_day,
         "gzip": gzip,
     }
     fleet = build_fleet(agents, fmt, seed)
     schedule = build_schedule(fleet, start, days, cycles_per_agent_day, seed)
-    planned = plan_incidents(names, fleet, schedule, start, days, seed)
+    if isinstance(first_incident_day, bool) or not isinstance(first_incident_day, int):
+        raise ValueError(f"first_incident_day must be a whole number, got {first_incident_day!r}.")
+    if first_incident_day < 0:
+        raise ValueError(f"first_incident_day must be at least 0, got {first_incident_day}.")
+    planned = plan_incidents(
+        names, fleet, schedule, start, days, seed, first_day=first_incident_day
+    )
     schedule.sort()
     gen = CycleGenerator(seed=seed, salt=_salt(args), incidents=planned, secret_rate=SECRET_RATE)
     bad = Corruptor(bad_fraction, seed, gen.ids)

@@ -129,9 +129,10 @@ def _signal(inc: Incident) -> dict[str, Any]:
     }
 
 
-def _days(names: list[str], days: int, r: random.Random) -> dict[str, int]:
-    """Each incident on its own day where the range allows; day 0 stays a clean baseline."""
-    pool = list(range(1, days)) or [0]
+def _days(names: list[str], days: int, r: random.Random, first: int = 1) -> dict[str, int]:
+    """Each incident on its own day where the range allows; the days before ``first`` (at
+    least day 0) stay a clean baseline."""
+    pool = list(range(max(first, 1), days)) or [days - 1]
     r.shuffle(pool)
     others = [n for n in INCIDENT_NAMES if n in names and n != "confidence_drift"]
     return {name: pool[i % len(pool)] for i, name in enumerate(others)}
@@ -315,8 +316,11 @@ def plan_incidents(
     start: dt.date,
     days: int,
     seed: int,
+    *,
+    first_day: int = 1,
 ) -> list[Incident]:
-    """Choose targets and windows for ``names``; adds cycles to the schedule where needed."""
+    """Choose targets and windows for ``names``, none before ``first_day``; adds cycles to the
+    schedule where needed."""
     planner = _Planner(fleet, schedule, start, days, seed)
-    planner.day_of = _days(names, days, planner.r)
+    planner.day_of = _days(names, days, planner.r, first_day)
     return [getattr(planner, name)() for name in INCIDENT_NAMES if name in names]
