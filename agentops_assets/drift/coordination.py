@@ -12,9 +12,9 @@ it. The rules, with their defaults in ``CoordinationParams``:
 - ``duplicate_work``: the same call by two or more agents in different cycles, each within
   ``duplicate_window`` of the one before (one agent repeating its own change is a retry or a
   follow-up, not duplicated work), for calls that change things (action names matching
-  ``read_only_actions`` are left out). The same call means the same kind, action and target, and for tool calls the
-  same arguments (``input_context``), since many tools are addressed by a collection endpoint
-  (``POST /v1/refunds``) that only the arguments tell apart.
+  ``read_only_actions`` are left out). The same call means the same kind, action and target,
+  and for tool calls the same arguments (``input_context``), since many tools are addressed by
+  a collection endpoint (``POST /v1/refunds``) that only the arguments tell apart.
 - ``conflict``: decisions with opposite verbs on the same object and target, e.g.
   ``approve_refund`` and ``deny_refund`` on ``INV-1``, each within ``conflict_window`` of the
   one before. Both must have taken effect: ``status`` not ``error`` and ``outcome`` not
