@@ -447,25 +447,27 @@ def _print_drift_summary(paths: Paths, incidents: list[dict]) -> None:
     import polars as pl
 
     from agentops_assets.drift.evaluation import match_incidents
+    from agentops_assets.drift.refresh import drift_policy
     from agentops_assets.drift.tables import BEHAVIOR_ANOMALIES, DRIFT_FINDINGS
+    from agentops_assets.finops.refresh import event_date_range
     from agentops_assets.storage import lake
 
     frames = [lake.scan(paths.table_uri(name)) for name in (DRIFT_FINDINGS, BEHAVIOR_ANOMALIES)]
     if any(frame is None for frame in frames):
         return
     findings, anomalies = (frame.collect() for frame in frames)
-    from agentops_assets.drift.refresh import drift_policy
-    from agentops_assets.finops.refresh import event_date_range
-
     history = drift_policy(paths).min_history_days
     data = event_date_range(paths)
     judged_from = data[0] + timedelta(days=history) if data else None
     matches = match_incidents(incidents, findings, anomalies, judged_from=judged_from)
     table = Table(title="Injected incidents and what detection found", title_justify="left")
-    for column in ("incident", "started", "agent or type", "found", "evidence"):
+    for column in ("incident", "started", "agent or type", "found"):
         table.add_column(column, overflow="fold")
+    evidence = []
     for row in matches.iter_rows(named=True):
-        table.add_row(row["incident"], str(row["day"]), row["target"], *_verdict(row, history))
+        found, why = _verdict(row, history)
+        table.add_row(row["incident"], str(row["day"]), row["target"], found)
+        evidence.append(f"  [bold]{row['incident']}[/]: {why}")
     console.print()
     console.print(
         f"[bold]Drift[/]: {findings.height:,} findings "
@@ -473,6 +475,8 @@ def _print_drift_summary(paths: Paths, incidents: list[dict]) -> None:
         f"{anomalies.height:,} anomalous cycles over the simulated days"
     )
     console.print(table)
+    for line in evidence:
+        console.print(line)
     if not findings.is_empty():
         last = findings["day"].max()
         console.print(f"  Details: agentops drift report --date {last}; agentops anomalies")
@@ -484,7 +488,8 @@ def _verdict(row: dict, history: int) -> tuple[str, str]:
         return "-", "a memory incident: see the Memory section above"
     if row["found"]:
         when = "same day" if row["delay_days"] == 0 else f"{row['delay_days']} day later"
-        return f"[green]yes[/], {when}", row["evidence"]
+        source = "drift" if row["by"] == "drift_findings" else "anomalies"
+        return f"[green]yes[/], {when} ({source})", row["evidence"]
     if row["too_early"]:
         return "-", f"before {history} days of history: not judged"
     return "[red]no[/]", "nothing within a day of its start"
