@@ -1,4 +1,4 @@
-"""Metadata of partitioned assets whose runs may cover a range of days.
+"""Metadata and check inputs of partitioned assets whose runs may cover a range of days.
 
 Dagster stamps a ranged run's output metadata on every partition of the range
 (dagster-io/dagster#18123), and its plots show the highest point per partition: range totals
@@ -15,6 +15,8 @@ import polars as pl
 
 from agentops_assets.defs.finops import metadata
 from agentops_assets.defs.finops.partitions import partition_days
+from agentops_assets.defs.resources import LakeResource
+from agentops_assets.storage import lake as lake_io
 
 
 def report_days(
@@ -56,3 +58,18 @@ def _is_number(value: Any) -> bool:
     if isinstance(value, dg.MetadataValue):
         value = value.value
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def partition_rows(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource, table: str, column: str
+) -> pl.DataFrame | None:
+    """The rows of ``table`` on the days this run refreshed (the whole table outside a
+    partitioned run); ``None`` when the table does not exist yet."""
+    frame = lake_io.scan(lake.paths.table_uri(table))
+    if frame is None:
+        return None
+    run = context.op_execution_context
+    if run.has_partition_key or run.has_partition_key_range:
+        first, last = partition_days(run)
+        frame = frame.filter(pl.col(column).is_between(first, last))
+    return frame.collect()

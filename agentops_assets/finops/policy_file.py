@@ -53,14 +53,7 @@ def read_entries(path: Path, *, section: str, entry: type[Entry]) -> list[tuple[
             invalid. The message names the file and the line.
     """
     name = str(path)
-    text = _read(path)
-    try:
-        root = _compose(name, text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or str(error)
-        line = mark.line + 1 if mark else None
-        raise PolicyFileError(name, line, f"is not valid YAML ({problem}).") from None
+    root = _parse(name, _read(path))
     if root is None:
         return []
     if not isinstance(root, yaml.MappingNode):
@@ -93,15 +86,7 @@ def read_document(path: Path, model: type[Entry]) -> Entry:
         PolicyFileError: The file is not valid YAML or does not satisfy ``model``.
     """
     name = str(path)
-    text = _read(path)
-    try:
-        root = _compose(name, text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or str(error)
-        raise PolicyFileError(
-            name, mark.line + 1 if mark else None, f"is not valid YAML ({problem})."
-        ) from None
+    root = _parse(name, _read(path))
     if root is None:
         return model()
     if not isinstance(root, yaml.MappingNode):
@@ -151,6 +136,17 @@ def _read(path: Path) -> str:
         return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PolicyFileError(name, None, f"cannot be read ({error}).") from None
+
+
+def _parse(name: str, text: str) -> yaml.Node | None:
+    """The node tree of ``text``; invalid YAML is one sentence naming its line."""
+    try:
+        return _compose(name, text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or str(error)
+        line = mark.line + 1 if mark else None
+        raise PolicyFileError(name, line, f"is not valid YAML ({problem}).") from None
 
 
 def _compose(name: str, text: str) -> yaml.Node | None:

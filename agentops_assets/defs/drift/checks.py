@@ -5,23 +5,11 @@ import polars as pl
 
 from agentops_assets.defs.drift.assets import behavior_anomalies
 from agentops_assets.defs.drift.metadata import anomalies, findings
-from agentops_assets.defs.finops.partitions import partition_days
+from agentops_assets.defs.partitioned import partition_rows
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.drift.tables import BEHAVIOR_ANOMALIES, DRIFT_FINDINGS
-from agentops_assets.storage import lake as lake_io
 
 _SHOWN = 5  # findings named in a check's description
-
-
-def _rows(context: dg.AssetCheckExecutionContext, lake: LakeResource, table: str):
-    frame = lake_io.scan(lake.paths.table_uri(table))
-    if frame is None:
-        return None
-    run = context.op_execution_context
-    if run.has_partition_key or run.has_partition_key_range:
-        first, last = partition_days(run)
-        frame = frame.filter(pl.col("day").is_between(first, last))
-    return frame.collect()
 
 
 @dg.asset_check(asset=dg.AssetKey(DRIFT_FINDINGS), blocking=False)
@@ -30,7 +18,7 @@ def no_critical_drift(
 ) -> dg.AssetCheckResult:
     """No metric drifted: a warning finding fails with WARN, a critical one with ERROR; the
     description names type, metric, day and both values."""
-    rows = _rows(context, lake, DRIFT_FINDINGS)
+    rows = partition_rows(context, lake, DRIFT_FINDINGS, "day")
     if rows is None or rows.is_empty():
         return dg.AssetCheckResult(passed=True, description="No drift.", metadata={"findings": 0})
     critical = rows.filter(pl.col("severity") == "critical")
@@ -52,7 +40,7 @@ def no_behavior_anomalies(
     context: dg.AssetCheckExecutionContext, lake: LakeResource
 ) -> dg.AssetCheckResult:
     """No reasoning cycle was flagged as anomalous; otherwise WARN with the top ones."""
-    rows = _rows(context, lake, BEHAVIOR_ANOMALIES)
+    rows = partition_rows(context, lake, BEHAVIOR_ANOMALIES, "day")
     if rows is None or rows.is_empty():
         return dg.AssetCheckResult(
             passed=True, description="No anomalous cycle.", metadata={"anomalies": 0}

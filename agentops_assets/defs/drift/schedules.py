@@ -3,7 +3,7 @@
 import dagster as dg
 
 from agentops_assets.defs.finops.partitions import daily_partitions
-from agentops_assets.defs.finops.schedules import partition_for_tick
+from agentops_assets.defs.finops.schedules import partition_request
 
 drift_job = dg.define_asset_job(
     "drift_job",
@@ -14,12 +14,6 @@ drift_job = dg.define_asset_job(
 )
 
 
-def _request(context: dg.ScheduleEvaluationContext, *, whole_day: bool) -> dg.RunRequest:
-    scheduled = context.scheduled_execution_time
-    key = partition_for_tick(scheduled, whole_day=whole_day)
-    return dg.RunRequest(run_key=f"{key}@{scheduled.isoformat()}", partition_key=key)
-
-
 @dg.schedule(
     job=drift_job,
     cron_schedule="25 * * * *",
@@ -28,7 +22,7 @@ def _request(context: dg.ScheduleEvaluationContext, *, whole_day: bool) -> dg.Ru
 )
 def drift_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every hour, after the FinOps refresh at :10: today's drift, anomalies and alerts."""
-    return _request(context, whole_day=False)
+    return partition_request(context, whole_day=False)
 
 
 @dg.schedule(
@@ -39,4 +33,4 @@ def drift_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReques
 )
 def drift_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every day at 00:50 UTC, after FinOps closed yesterday at 00:30: yesterday's drift."""
-    return _request(context, whole_day=True)
+    return partition_request(context, whole_day=True)

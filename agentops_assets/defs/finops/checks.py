@@ -5,24 +5,11 @@ import polars as pl
 
 from agentops_assets.defs.finops.assets import budget_compliance, event_costs
 from agentops_assets.defs.finops.metadata import TOP, table
-from agentops_assets.defs.finops.partitions import partition_days
+from agentops_assets.defs.partitioned import partition_rows
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.finops.compliance import compliance_findings
 from agentops_assets.finops.pricing import unpriced_models
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE, EVENT_COSTS
-from agentops_assets.storage import lake as lake_io
-
-
-def _rows(context: dg.AssetCheckExecutionContext, lake: LakeResource, table: str, column: str):
-    """The rows of the days this run refreshed (the whole table outside a partitioned run)."""
-    frame = lake_io.scan(lake.paths.table_uri(table))
-    if frame is None:
-        return None
-    run = context.op_execution_context
-    if run.has_partition_key or run.has_partition_key_range:
-        first, last = partition_days(run)
-        frame = frame.filter(pl.col(column).is_between(first, last))
-    return frame.collect()
 
 
 @dg.asset_check(asset=event_costs)
@@ -30,7 +17,7 @@ def all_models_priced(
     context: dg.AssetCheckExecutionContext, lake: LakeResource
 ) -> dg.AssetCheckResult:
     """Every LLM call has a cost: reported, from genai-prices or from policies/pricing.yaml."""
-    costs = _rows(context, lake, EVENT_COSTS, "event_date")
+    costs = partition_rows(context, lake, EVENT_COSTS, "event_date")
     if costs is None:
         return dg.AssetCheckResult(passed=True, metadata={"llm_calls": 0})
     missing = unpriced_models(costs)
@@ -60,7 +47,7 @@ def budget_within_caps(
 ) -> dg.AssetCheckResult:
     """No agent type over a cap; a warning once spend reaches the warning level (or the month's
     forecast passes the cap), a failure on a breach."""
-    compliance = _rows(context, lake, BUDGET_COMPLIANCE, "day")
+    compliance = partition_rows(context, lake, BUDGET_COMPLIANCE, "day")
     if compliance is None:
         return dg.AssetCheckResult(passed=True, metadata={"budgets": 0})
     findings = compliance_findings(compliance)

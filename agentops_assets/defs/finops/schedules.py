@@ -22,7 +22,8 @@ def partition_for_tick(scheduled: datetime, *, whole_day: bool) -> str:
     return (day - timedelta(days=1) if whole_day else day).isoformat()
 
 
-def _request(context: dg.ScheduleEvaluationContext, *, whole_day: bool) -> dg.RunRequest:
+def partition_request(context: dg.ScheduleEvaluationContext, *, whole_day: bool) -> dg.RunRequest:
+    """The run of one tick: today's partition, or yesterday's once it is whole."""
     scheduled = context.scheduled_execution_time
     key = partition_for_tick(scheduled, whole_day=whole_day)
     return dg.RunRequest(run_key=f"{key}@{scheduled.isoformat()}", partition_key=key)
@@ -36,7 +37,7 @@ def _request(context: dg.ScheduleEvaluationContext, *, whole_day: bool) -> dg.Ru
 )
 def finops_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every hour: refresh today's partition, so spend and budget status are at most an hour old."""
-    return _request(context, whole_day=False)
+    return partition_request(context, whole_day=False)
 
 
 @dg.schedule(
@@ -47,4 +48,4 @@ def finops_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
 )
 def finops_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every day at 00:30 UTC: refresh yesterday's partition now that the day is complete."""
-    return _request(context, whole_day=True)
+    return partition_request(context, whole_day=True)
