@@ -48,6 +48,18 @@ def work_folder(prefix: str, keep: Path | None) -> Iterator[Path]:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def shared_home() -> Path | None:
+    """``$AGENTOPS_BENCH_HOME``: where the 10 M-event home of bench_finops.py is built once and
+    read by the anomaly and drift benches too (``make bench`` sets it); ``None`` when unset."""
+    value = os.environ.get("AGENTOPS_BENCH_HOME")
+    return Path(value) if value else None
+
+
+def holds(home: Path | None, table: str) -> bool:
+    """Whether ``home`` has the Delta table ``table`` in its lake."""
+    return home is not None and (home / "lake" / table / "_delta_log").is_dir()
+
+
 def run_child(home: Path, code: str, *args: str) -> tuple[str, float]:
     """Run ``code`` in a child Python with ``AGENTOPS_HOME=home``.
 

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
-from _report import row, run_child, work_folder
+from _report import holds, row, run_child, shared_home, work_folder
 
 from agentops_assets.finops.refresh import event_date_range, refresh_all
 from agentops_assets.finops.tables import REASONING_CYCLES
@@ -164,7 +164,8 @@ def main() -> None:
     args = parser.parse_args()
     with work_folder("agentops-bench-anomalies-", args.keep) as work:
         print(f"Anomaly benchmarks on {os.cpu_count()} cores, work folder {work}")
-        home = args.home or _build(work)
+        shared = shared_home()
+        home = args.home or (shared if holds(shared, "reasoning_cycles") else _build(work))
         paths, first, last = _ensure_cycles(home)
         _speed(paths, first, last)
         _rogue(work, args.seeds)
