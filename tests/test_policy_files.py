@@ -47,6 +47,7 @@ class _Doc(pydantic.BaseModel):
         ("window_days: 14\nwindow: 3\n", 2, "unknown key 'window'"),
         ("window_days: ten\n", 1, "'window_days'"),
         ("window_days: 14\nwindow_days: 15\n", 2, "appears twice"),
+        ("metrics:\n  confidence: {}\n  confidence: {}\n", 3, "'confidence' appears twice"),
         ("metrics: [1,\n", 2, "not valid YAML"),
         ("- 1\n", 1, "mapping of settings"),
     ],

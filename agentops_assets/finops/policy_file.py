@@ -91,7 +91,7 @@ def read_document(path: Path, model: type[Entry]) -> Entry:
         return model()
     if not isinstance(root, yaml.MappingNode):
         raise PolicyFileError(name, _line(root), "expected a mapping of settings.")
-    _mapping(name, root)  # duplicate keys are mistakes
+    _no_duplicate_keys(name, root)
     try:
         return model.model_validate(_value(root))
     except pydantic.ValidationError as error:
@@ -198,6 +198,16 @@ def _sentence(field: str | None, error: Any) -> str:
     got = error.get("input")
     suffix = f", got {_QUOTE.repr(got)}" if got is not None and not isinstance(got, dict) else ""
     return f"{subject}{message[0].lower()}{message[1:]}{suffix}."
+
+
+def _no_duplicate_keys(name: str, node: yaml.Node) -> None:
+    """A key written twice in any mapping of the file is a mistake (YAML keeps the last)."""
+    if isinstance(node, yaml.MappingNode):
+        for _, value in _mapping(name, node).values():
+            _no_duplicate_keys(name, value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _no_duplicate_keys(name, item)
 
 
 def _value(node: yaml.Node) -> Any:
