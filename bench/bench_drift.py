@@ -56,7 +56,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
-from _report import row, run_child, shared_home, work_folder
+from _report import holds, row, run_child, shared_home, work_folder
 
 from agentops_assets.drift.anomalies import detect_anomalies, read_inputs
 from agentops_assets.drift.detect import detect_drift
@@ -351,11 +351,10 @@ def _detection(work: Path, seeds: list[int], policy: DriftPolicy) -> None:
 
 def _speed(home: Path | None, work: Path) -> None:
     from agentops_assets.finops.tables import REASONING_CYCLES
-    from agentops_assets.storage import lake
 
     if home is None:
         shared = shared_home()
-        if shared is not None and lake.scan(Paths.from_env(shared).table_uri(REASONING_CYCLES)):
+        if holds(shared, REASONING_CYCLES):
             home = shared
         else:
             from bench_finops import _build as build_finops_home
