@@ -420,8 +420,14 @@ def demo(agents: int, days: int, seed: int) -> None:
     console.print(incidents)
     _seed_knowledge(paths)
     injected = {incident["name"] for incident in summary.incidents}
-    expected = {"budget_within_caps": "expected: the injected cost spike"}
-    ok = _materialize_all(paths, expected if "cost_spike" in injected else None)
+    expected = {}
+    if "cost_spike" in injected:
+        expected["budget_within_caps"] = "expected: the injected cost spike"
+    if injected & {"confidence_drift", "cost_spike", "outage", "corrupted_context"}:
+        expected["no_critical_drift"] = "expected: the injected incidents"
+    # A few unusual cycles a day are normal (well under 1 %); the rogue agent adds its own.
+    expected["no_behavior_anomalies"] = "expected: the rogue agent and a few unusual cycles"
+    ok = _materialize_all(paths, expected)
     _print_summary(paths)
     _print_memory_summary(paths, summary.incidents)
     _print_finops_summary(paths, summary.start)
