@@ -9,7 +9,7 @@ is not flagged for the wandering alone.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Final
 
 import polars as pl
@@ -173,8 +173,3 @@ def _pearson() -> pl.Expr:
         .then(((pl.col("hits") - expected) ** 2 / (expected * (1 - rate))).sum())
         .otherwise(None)
     )
-
-
-def window_start(day: date, window_days: int) -> date:
-    """The first day of ``day``'s trailing window."""
-    return day - timedelta(days=window_days)

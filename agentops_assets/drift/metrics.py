@@ -129,7 +129,6 @@ METRICS: Final[dict[str, Metric]] = {
     )
 }
 CONTINUOUS: Final = tuple(name for name, m in METRICS.items() if m.kind == "continuous")
-RATES: Final = tuple(name for name, m in METRICS.items() if m.kind == "rate")
 
 # The reasoning_cycles columns the metrics read.
 CYCLE_COLUMNS: Final = (

@@ -18,8 +18,6 @@ BEHAVIOR_ANOMALIES: Final = "behavior_anomalies"
 COORDINATION_FINDINGS: Final = "coordination_findings"
 DRIFT_FILE: Final = "drift.yaml"
 
-SEVERITIES: Final = ("warning", "critical")
-
 # One row per day, scope (a whole type, or one agent) and metric: the trailing baseline the day
 # is tested against, next to the day's own value.
 BASELINES_SCHEMA: Final[dict[str, pl.DataType]] = {
