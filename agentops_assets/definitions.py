@@ -14,7 +14,16 @@ with warnings.catch_warnings():
     warnings.filterwarnings(
         "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
     )
-    from agentops_assets.defs import alerts, drift, finops, jobs, maintenance, memory, telemetry
+    from agentops_assets.defs import (
+        alerts,
+        drift,
+        finops,
+        governance,
+        jobs,
+        maintenance,
+        memory,
+        telemetry,
+    )
 
 defs = dg.Definitions.merge(
     telemetry.defs,
@@ -22,6 +31,7 @@ defs = dg.Definitions.merge(
     finops.defs,
     drift.defs,
     alerts.defs,
+    governance.defs,
     jobs.defs,
     maintenance.defs,
     automation.defs,

@@ -8,16 +8,25 @@ evaluates each distinct document once; prints actions/s, distinct evaluations/s 
 1 M-action back-test would take at that rate (goal < 60 s). Fail-closed matrix: a syntax error,
 a runtime error, an undefined decision, a malformed result and a timeout: each must deny.
 
+Audit ledger: the tamper matrix (``agentops_assets.governance.tampering``) on a ledger of
+``--ledger-entries`` entries, one append each: every forgery must be found at its expected entry,
+as its expected kind. Then ``verify()`` on a ledger of ``--verify-entries`` entries appended in
+batches of ``--verify-batch``: entries checked per second (a figure, no target).
+
     python bench/bench_governance.py [--decisions 2000] [--actions 200000] [--distinct 2000]
+        [--ledger-entries 200] [--verify-entries 100000] [--verify-batch 10000]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
+import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -26,15 +35,20 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _report import ms, quantile, row  # noqa: E402
+from _report import ms, quantile, row, timed  # noqa: E402
 
 from agentops_assets.governance.engine import (  # noqa: E402
     PolicyBundle,
     PolicyBundleError,
     default_policy_folder,
 )
+from agentops_assets.governance.ledger import AuditLedger, Entry  # noqa: E402
+from agentops_assets.governance.tampering import Outcome, run_matrix  # noqa: E402
+from agentops_assets.storage.config import Paths  # noqa: E402
 
 ZONES = ("public", "internal", "restricted")
+LEDGER_KINDS = ("policy_decision", "approval", "rejection", "memory_commit", "memory_rollback")
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 ALLOW = '{"decision": "allow", "zone": "green", "reasons": [], "rules": [], "obligations": {}}'
 BROKEN = {
     "syntax error": "package agentops.governance\n\nresult := if {\n",
@@ -154,11 +168,92 @@ def fail_closed() -> None:
         )
 
 
+def ledger_entry(n: int) -> Entry:
+    """The ``n``-th entry of a bench ledger (its payload holds the "yellow" the edits change)."""
+    return Entry(
+        kind=LEDGER_KINDS[n % len(LEDGER_KINDS)],
+        actor=f"reviewer-{n % 3}",
+        subject=f"trace-{n // 10}",
+        payload={"n": n, "zone": "yellow", "reasons": ["over the limit"]},
+        at=T0 + timedelta(seconds=n),
+    )
+
+
+def ledger_paths(home: Path) -> Paths:
+    # Not Paths.from_env: AGENTOPS_LAKE_URI must never aim these forgeries at a real lake.
+    return Paths(home=home, lake_uri=str(home / "lake"))
+
+
+def where(position: int, size: int) -> str:
+    names = {1: "first", (size + 1) // 2: "middle", size - 1: "last - 1", size: "last"}
+    return names.get(position, "after last")
+
+
+def found(outcome: Outcome) -> str:
+    if outcome.found_seq is None:
+        return "not found"
+    return f"seq {outcome.found_seq} {outcome.found_kind}"
+
+
+def tamper_matrix(size: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="agentops-ledger-") as folder:
+        template = AuditLedger(ledger_paths(Path(folder) / "template"))
+        for n in range(1, size + 1):
+            template.append([ledger_entry(n)])
+        copies = itertools.count()
+
+        def fresh() -> AuditLedger:
+            home = Path(folder) / f"copy-{next(copies)}"
+            shutil.copytree(template.paths.home, home)
+            return AuditLedger(ledger_paths(home))
+
+        outcomes = run_matrix(fresh)
+    for outcome in outcomes:
+        row(
+            f"{outcome.tamper} @ {where(outcome.position, size)} ({outcome.position})",
+            found(outcome),
+            f"seq {outcome.expected_seq} {outcome.expected_kind}",
+            outcome.detected,
+        )
+    detected = sum(outcome.detected for outcome in outcomes)
+    row(
+        f"tamperings found at their entry, {size} entries",
+        f"{detected}/{len(outcomes)}",
+        f"{len(outcomes)}/{len(outcomes)}",
+        detected == len(outcomes),
+    )
+
+
+def verify_throughput(entries: int, batch: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="agentops-ledger-") as folder:
+        ledger = AuditLedger(ledger_paths(Path(folder)))
+        started = time.perf_counter()
+        for start in range(1, entries + 1, batch):
+            stop = min(start + batch, entries + 1)
+            ledger.append([ledger_entry(n) for n in range(start, stop)])
+        appended = time.perf_counter() - started
+        reports = []
+        seconds = timed(lambda: reports.append(ledger.verify()))
+    report = reports[0]
+    assert report.ok and report.checked == entries, report.failure
+    row(
+        f"append, {entries:,} entries in batches of {batch:,}",
+        f"{entries / appended:,.0f} /s",
+        "",
+        None,
+    )
+    row(f"verify(), {entries:,} entries", f"{entries / seconds:,.0f} /s", "", None)
+    row("  one verify()", f"{seconds:.2f} s", "", None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--actions", type=int, default=200_000)
     parser.add_argument("--distinct", type=int, default=2000)
+    parser.add_argument("--ledger-entries", type=int, default=200)
+    parser.add_argument("--verify-entries", type=int, default=100_000)
+    parser.add_argument("--verify-batch", type=int, default=10_000)
     args = parser.parse_args()
     started = time.perf_counter()
     bundle = PolicyBundle.load()
@@ -172,6 +267,10 @@ def main() -> None:
     print("fail-closed matrix:")
     fail_closed()
     bundle.close()
+    print(f"audit ledger tamper matrix ({args.ledger_entries} entries, one append each):")
+    tamper_matrix(args.ledger_entries)
+    print("audit ledger verify:")
+    verify_throughput(args.verify_entries, args.verify_batch)
 
 
 if __name__ == "__main__":

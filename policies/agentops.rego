@@ -20,7 +20,18 @@ max_override_rate := 0.2
 
 max_failure_rate := 0.3
 
+# The share of yellow-zone actions put in the review queue (red ones always are).
+yellow_sample_rate := 0.05
+
+# The fields every action document needs. Read one by one (not as input[field]) so that a
+# back-test knows which fields the policies look at and evaluates each distinct action once.
 required_fields := ["agent_type", "kind", "action"]
+
+present_fields contains "agent_type" if is_string(input.agent_type)
+
+present_fields contains "kind" if is_string(input.kind)
+
+present_fields contains "action" if is_string(input.action)
 
 capabilities := input.context.capabilities
 
@@ -32,7 +43,7 @@ findings contains {
 	"reason": sprintf("The action document has no usable %s.", [field]),
 } if {
 	some field in required_fields
-	not is_string(input[field])
+	not field in present_fields
 }
 
 findings contains {
@@ -162,7 +173,7 @@ zone := "red" if {
 obligations := {"approvals": 1, "review": "before"} if {
 	decision == "review"
 	zone == "red"
-} else := {"approvals": 0, "review": "after"} if {
+} else := {"approvals": 0, "review": "after", "sample_rate": yellow_sample_rate} if {
 	zone == "yellow"
 } else := {}
 

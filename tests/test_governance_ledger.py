@@ -3,29 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import multiprocessing
-from collections.abc import Callable
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
-from agentops_assets.governance.ledger import (
-    AUDIT_LEDGER,
-    GENESIS,
-    LEDGER_SCHEMA,
-    AuditLedger,
-    Entry,
-    entry_hash,
+from agentops_assets.governance.ledger import AUDIT_LEDGER, GENESIS, AuditLedger, Entry
+from agentops_assets.governance.tampering import (
+    Case,
+    Tamper,
+    edit_rehashing_all,
+    forge,
+    matrix,
+    read_rows,
+    rewrite,
+    run_matrix,
+    try_case,
 )
 from agentops_assets.storage.config import Paths
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 SIZE = 7
-FIRST, MIDDLE, LAST = 1, 4, SIZE
 KINDS = ("policy_decision", "approval", "rejection", "memory_commit", "memory_rollback")
 
 
@@ -48,136 +52,19 @@ def ledger(paths: Paths) -> AuditLedger:
     return book
 
 
-def _rows(book: AuditLedger) -> list[dict]:
-    return pl.read_delta(book.uri).sort("seq").rows(named=True)
-
-
-def _rewrite(book: AuditLedger, rows: list[dict]) -> None:
-    """Overwrite the table with ``rows``, as someone with write access to the lake could."""
-    frame = pl.DataFrame(rows, schema=LEDGER_SCHEMA, orient="row")
-    write_deltalake(book.uri, frame.to_arrow(), mode="overwrite")
-
-
-def _rehash(rows: list[dict], start: int) -> None:
-    """Recompute seq and the chain from position ``start`` (1-based) on."""
-    for i in range(start - 1, len(rows)):
-        row = rows[i]
-        row["seq"] = i + 1
-        row["prev_hash"] = rows[i - 1]["hash"] if i else GENESIS
-        row["hash"] = entry_hash(
-            prev_hash=row["prev_hash"],
-            seq=row["seq"],
-            at=row["at"],
-            kind=row["kind"],
-            actor=row["actor"],
-            subject=row["subject"],
-            payload=row["payload"],
-        )
-
-
-def _forged(rows: list[dict], k: int) -> dict:
-    """An approval nobody gave, hashed properly onto the entry before position ``k``."""
-    row = {
-        "seq": k,
-        "at": T0 + timedelta(minutes=k, seconds=30),
-        "kind": "approval",
-        "actor": "mallory",
-        "subject": "trace-1",
-        "payload": '{"approved":true}',
-        "prev_hash": rows[k - 2]["hash"] if k > 1 else GENESIS,
-    }
-    row["hash"] = entry_hash(**{key: value for key, value in row.items()})
-    return row
-
-
-def edit(rows: list[dict], k: int) -> None:
-    rows[k - 1]["payload"] = rows[k - 1]["payload"].replace("yellow", "green")
-
-
-def edit_rehashing_it(rows: list[dict], k: int) -> None:
-    edit(rows, k)
-    row = rows[k - 1]
-    row["hash"] = entry_hash(**{key: row[key] for key in row if key != "hash"})
-
-
-def delete(rows: list[dict], k: int) -> None:
-    del rows[k - 1]
-
-
-def delete_renumbering(rows: list[dict], k: int) -> None:
-    del rows[k - 1]
-    for row in rows[k - 1 :]:
-        row["seq"] -= 1
-
-
-def insert_renumbering(rows: list[dict], k: int) -> None:
-    rows.insert(k - 1, _forged(rows, k))
-    for row in rows[k:]:
-        row["seq"] += 1
-
-
-def insert_rehashing(rows: list[dict], k: int) -> None:
-    rows.insert(k - 1, _forged(rows, k))
-    _rehash(rows, k)
-
-
-def insert_same_seq(rows: list[dict], k: int) -> None:
-    rows.append(_forged(rows, k))
-
-
-def edit_rehashing_all(rows: list[dict], k: int) -> None:
-    edit(rows, k)
-    _rehash(rows, k)
-
-
-def delete_rehashing(rows: list[dict], k: int) -> None:
-    del rows[k - 1]
-    _rehash(rows, k)
-
-
-def reorder(rows: list[dict], k: int) -> None:
-    """Swap entries k and k + 1 (each keeps its content and hash, and takes the other's seq)."""
-    rows[k - 1]["seq"], rows[k]["seq"] = rows[k]["seq"], rows[k - 1]["seq"]
-
-
-def cut_tail(rows: list[dict], k: int) -> None:
-    del rows[k - 1 :]
-
-
-Tamper = Callable[[list[dict], int], None]
-# (tamper, position, the first failing seq verify must name, the kind it must name)
-MATRIX: list[tuple[Tamper, int, int, str]] = [
-    *[(edit, k, k, "edited") for k in (FIRST, MIDDLE, LAST)],
-    *[(edit_rehashing_it, k, k, "edited") for k in (FIRST, MIDDLE, LAST)],
-    *[(edit_rehashing_all, k, k, "edited") for k in (FIRST, MIDDLE, LAST)],
-    *[(delete, k, k, "deleted") for k in (FIRST, MIDDLE)],
-    *[(delete_renumbering, k, k, "deleted") for k in (FIRST, MIDDLE)],
-    *[(delete_rehashing, k, k, "deleted") for k in (FIRST, MIDDLE)],
-    # Deleting the last entry, however done, is cutting the tail by one.
-    (delete, LAST, LAST, "tail_cut"),
-    (delete_rehashing, LAST, LAST, "tail_cut"),
-    *[(insert_renumbering, k, k, "inserted") for k in (FIRST, MIDDLE, LAST)],
-    *[(insert_rehashing, k, k, "inserted") for k in (FIRST, MIDDLE, LAST)],
-    *[(insert_same_seq, k, k, "inserted") for k in (FIRST, MIDDLE, LAST)],
-    # A forged entry after the last one chains perfectly; the anchors never saw it.
-    (insert_renumbering, LAST + 1, LAST + 1, "inserted"),
-    *[(reorder, k, k, "reordered") for k in (FIRST, MIDDLE, LAST - 1)],
-    *[(cut_tail, k, k, "tail_cut") for k in (FIRST, MIDDLE, LAST)],
-]
+MATRIX = matrix(SIZE)
 
 
 @pytest.mark.parametrize(
     ("tamper", "position", "seq", "kind"),
     MATRIX,
-    ids=[f"{t.__name__}-{p}" for t, p, _, _ in MATRIX],
+    ids=[case.name for case in MATRIX],
 )
 def test_every_tampering_is_found_at_its_first_entry(
     ledger: AuditLedger, tamper: Tamper, position: int, seq: int, kind: str
 ) -> None:
     assert ledger.verify().ok
-    rows = _rows(ledger)
-    tamper(rows, position)
-    _rewrite(ledger, rows)
+    forge(ledger, tamper, position)
 
     report = ledger.verify()
 
@@ -187,18 +74,57 @@ def test_every_tampering_is_found_at_its_first_entry(
     assert report.checked == seq - 1
 
 
+def test_run_matrix_tries_every_case_on_a_fresh_copy(ledger: AuditLedger, tmp_path: Path) -> None:
+    copies = itertools.count()
+
+    def fresh() -> AuditLedger:
+        home = tmp_path / f"copy-{next(copies)}"
+        shutil.copytree(ledger.paths.home, home)
+        return AuditLedger(Paths(home=home, lake_uri=str(home / "lake")))
+
+    outcomes = run_matrix(fresh)
+
+    assert next(copies) == len(MATRIX)
+    assert [(o.tamper, o.position, o.expected_seq, o.expected_kind) for o in outcomes] == [
+        (case.tamper.__name__, case.position, case.seq, case.kind) for case in MATRIX
+    ]
+    assert all(o.detected for o in outcomes)
+    assert all((o.found_seq, o.found_kind) == (o.expected_seq, o.expected_kind) for o in outcomes)
+    assert ledger.verify().ok  # only the copies were forged
+
+
+def test_a_forgery_verify_misses_is_reported_as_not_detected(ledger: AuditLedger) -> None:
+    def leave_alone(rows: list[dict], k: int) -> None:
+        pass
+
+    outcome = try_case(ledger, Case(leave_alone, 4, 4, "edited"))
+    assert (outcome.found_seq, outcome.found_kind, outcome.detected) == (None, None, False)
+    rewrite(ledger, read_rows(ledger)[:-1])  # found, but at another entry than expected
+    outcome = try_case(ledger, Case(leave_alone, 4, 4, "edited"))
+    assert (outcome.found_seq, outcome.found_kind, outcome.detected) == (SIZE, "tail_cut", False)
+
+
+def test_run_matrix_needs_one_anchor_per_entry(paths: Paths) -> None:
+    book = AuditLedger(paths)
+    book.append([_entry(n) for n in range(1, SIZE + 1)])
+    with pytest.raises(ValueError, match="one anchor per entry"):
+        run_matrix(lambda: book)
+    with pytest.raises(ValueError, match="at least 4 entries"):
+        matrix(3)
+
+
 def test_an_untouched_ledger_verifies(ledger: AuditLedger) -> None:
     report = ledger.verify()
     assert report.ok and report.failure is None
     assert report.checked == SIZE and report.anchors == SIZE
     assert report.head == ledger.head() == ledger.anchors()[-1]
     # Rows stored in another physical order are the same ledger: order is the seq.
-    _rewrite(ledger, list(reversed(_rows(ledger))))
+    rewrite(ledger, list(reversed(read_rows(ledger))))
     assert ledger.verify().ok
 
 
 def test_the_hash_is_the_documented_formula(ledger: AuditLedger) -> None:
-    rows = _rows(ledger)
+    rows = read_rows(ledger)
     assert [row["seq"] for row in rows] == list(range(1, SIZE + 1))
     assert rows[0]["prev_hash"] == GENESIS
     for before, row in zip(rows, rows[1:], strict=False):
@@ -232,9 +158,9 @@ def test_a_batch_is_one_commit_continuing_the_chain(paths: Paths) -> None:
 
     # Between anchors, a rewritten chain is found no later than its anchor, no earlier than
     # the entry after the last anchor that holds.
-    rows = _rows(book)
+    rows = read_rows(book)
     edit_rehashing_all(rows, 5)
-    _rewrite(book, rows)
+    rewrite(book, rows)
     failure = book.verify().failure
     assert failure is not None and (failure.seq, failure.kind) == (4, "edited")
     assert "4..7" in failure.detail

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from agentops_assets.cli.drift import anomalies, drift
 from agentops_assets.cli.finops import finops
+from agentops_assets.cli.governance import audit, policy, review
 from agentops_assets.cli.memory import memory
 from agentops_assets.storage.config import Paths
 
@@ -600,6 +601,9 @@ main.add_command(memory)
 main.add_command(finops)
 main.add_command(drift)
 main.add_command(anomalies)
+main.add_command(policy)
+main.add_command(review)
+main.add_command(audit)
 
 if __name__ == "__main__":
     main()

@@ -47,6 +47,9 @@ _BINDING: Final = "x"
 _DATA_CACHE: Final = 4  # compiled interpreters kept, one per distinct data document
 _DECISIONS: Final = ("allow", "review", "deny")
 _ZONES: Final = ("green", "yellow", "red")
+# Rego comments and strings, so that references to ``input`` are looked for in code only.
+_COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`|#[^\n]*')
+_INPUT_FIELD = re.compile(r'(?<![.\w])input(?![\w])(?:\.([A-Za-z_]\w*)|\[\s*"([^"\\]+)"\s*\])?')
 _REGO_ERROR = re.compile(
     r"\(error \d+:(?P<file>[^|\s]+)\|(?P<offset>\d+)\|\d+\s*\(errormsg \d+:(?P<message>[^)]*)\)"
 )
@@ -103,6 +106,21 @@ def bundle_revision(sources: Mapping[str, str]) -> str:
     return digest.hexdigest()
 
 
+def input_fields(sources: Mapping[str, str]) -> frozenset[str] | None:
+    """The top-level ``input`` fields the policies refer to (``input.x``, ``input["x"]``), or
+    ``None`` when some policy reads ``input`` as a whole (``input[k]``, ``some k in input``)
+    and every field may matter. Comments and strings are not code and are skipped."""
+    fields: set[str] = set()
+    for source in sources.values():
+        code = _COMMENT_OR_STRING.sub(lambda match: '""' if match[0][0] in '"`' else "", source)
+        for match in _INPUT_FIELD.finditer(code):
+            field_name = match[1] or match[2]
+            if field_name is None:
+                return None
+            fields.add(field_name)
+    return frozenset(fields)
+
+
 def _deny(error: str, revision: str) -> Decision:
     return Decision("deny", "red", (f"Denied because {error}",), (), {}, revision, error)
 
@@ -116,11 +134,13 @@ class PolicyBundle:
         *,
         entrypoint: str = DEFAULT_ENTRYPOINT,
         load_error: str | None = None,
+        revision: str | None = None,
     ) -> None:
         self.sources: Mapping[str, str] = dict(sources)
         self.entrypoint = entrypoint
-        self.revision = bundle_revision(self.sources)
+        self.revision = revision or bundle_revision(self.sources)
         self.load_error = load_error
+        self.input_fields = input_fields(self.sources)
         self._lock = threading.Lock()
         self._compiled: OrderedDict[str, _Compiled] = OrderedDict()
         self._worker: _Worker | None = None
@@ -133,6 +153,7 @@ class PolicyBundle:
         *,
         entrypoint: str = DEFAULT_ENTRYPOINT,
         on_error: Literal["raise", "deny"] = "raise",
+        revision_files: Mapping[str, str] | None = None,
     ) -> PolicyBundle:
         """Read and compile every ``*.rego`` file of ``folder`` (the shipped policies if None).
 
@@ -142,11 +163,16 @@ class PolicyBundle:
             on_error: ``"raise"`` raises :class:`PolicyBundleError` naming file and line for a
                 folder that does not compile; ``"deny"`` returns a bundle whose every
                 evaluation is ``deny`` with that error (for sensors and back-tests).
+            revision_files: Other files the decisions depend on (name to content, e.g. the
+                capability registry), hashed into the revision with the policies.
         """
         folder = Path(folder) if folder is not None else default_policy_folder()
+        extra = dict(revision_files or {})
         try:
             sources = _read_sources(folder)
-            bundle = cls(sources, entrypoint=entrypoint)
+            bundle = cls(
+                sources, entrypoint=entrypoint, revision=bundle_revision({**extra, **sources})
+            )
             bundle._compiled_for({})  # compile now, so a broken folder fails at load
         except PolicyBundleError as exc:
             if on_error == "raise":
@@ -155,7 +181,12 @@ class PolicyBundle:
                 sources = _readable_sources(folder)
             except PolicyBundleError:
                 sources = {}
-            return cls(sources, entrypoint=entrypoint, load_error=str(exc).rstrip("."))
+            return cls(
+                sources,
+                entrypoint=entrypoint,
+                load_error=str(exc).rstrip("."),
+                revision=bundle_revision({**extra, **sources}),
+            )
         return bundle
 
     def evaluate(
@@ -188,8 +219,10 @@ class PolicyBundle:
     ) -> list[Decision]:
         """Judge many action documents (a back-test), each distinct document only once.
 
-        Documents are the same when their canonical JSON (sorted keys) is; the result has one
-        decision per input, in order.
+        Only the top-level fields the policies read (:attr:`input_fields`) are evaluated, so
+        two documents that differ in nothing the policies look at (an event id, a time) are
+        one evaluation. Documents are the same when the canonical JSON (sorted keys) of those
+        fields is; the result has one decision per input, in order.
         """
         try:
             data_json = _canonical(data or {})
@@ -198,7 +231,10 @@ class PolicyBundle:
             return [denial for _ in inputs]
         seen: dict[bytes, Decision] = {}
         decisions = []
+        fields = self.input_fields
         for document in inputs:
+            if fields is not None and isinstance(document, Mapping):
+                document = {k: v for k, v in document.items() if k in fields}
             try:
                 key = hashlib.blake2b(_canonical(document), digest_size=16).digest()
             except (TypeError, orjson.JSONEncodeError):

@@ -1,0 +1,94 @@
+"""Refresh the governance tables for a range of days: judge, find violations, queue, ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from agentops_assets.drift.refresh import replace_days
+from agentops_assets.finops.errors import PolicyFileError
+from agentops_assets.governance import audit
+from agentops_assets.governance.capabilities import capability_violations, read_events
+from agentops_assets.governance.judge import (
+    Policies,
+    action_stats,
+    evaluations,
+    judge,
+    load_policies,
+    read_actions,
+    with_context,
+)
+from agentops_assets.governance.ledger import VerifyReport
+from agentops_assets.governance.review import candidates, enqueue
+from agentops_assets.governance.tables import (
+    CAPABILITY_VIOLATIONS,
+    DECISION_SCHEMA,
+    POLICY_DECISIONS,
+)
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What judging a range of days wrote."""
+
+    policies: Policies
+    decisions: pl.DataFrame
+    violations: pl.DataFrame
+    evaluations: int
+
+
+@dataclass(frozen=True)
+class LedgerUpdate:
+    """What one catch-up of the ledger appended, and the verified chain after it."""
+
+    decisions: int
+    reviews: int
+    memory: int
+    bundle_changed: bool
+    report: VerifyReport
+
+
+def refresh_decisions(paths: Paths, first: date, last: date) -> Judged:
+    """``policy_decisions`` and ``capability_violations`` for ``[first, last]``.
+
+    Raises:
+        PolicyFileError: The capability registry is invalid (the decisions would all deny;
+            the violations cannot be found): the message names its line.
+    """
+    policies = load_policies(paths)
+    if policies.registry is None:
+        raise PolicyFileError(policies.bundle.load_error or "the capability registry is invalid.")
+    actions = with_context(paths, read_actions(paths, first, last))
+    decisions = judge(policies, actions, action_stats(paths, first, last))
+    violations = capability_violations(read_events(paths, first, last), policies.registry)
+    replace_days(paths, POLICY_DECISIONS, decisions, first, last)
+    replace_days(paths, CAPABILITY_VIOLATIONS, violations, first, last)
+    return Judged(policies, decisions, violations, evaluations(policies, actions))
+
+
+def day_decisions(paths: Paths, first: date, last: date) -> pl.DataFrame:
+    """The stored ``policy_decisions`` of ``[first, last]``."""
+    frame = lake.scan(paths.table_uri(POLICY_DECISIONS))
+    if frame is None:
+        return DECISION_SCHEMA.to_frame()
+    return frame.filter(pl.col("day").is_between(first, last)).collect()
+
+
+def refresh_reviews(paths: Paths, first: date, last: date) -> pl.DataFrame:
+    """Queue the red and sampled yellow decisions of ``[first, last]``; returns the new items."""
+    return enqueue(paths, candidates(day_decisions(paths, first, last)))
+
+
+def refresh_ledger(paths: Paths, first: date, last: date) -> LedgerUpdate:
+    """Bring the ledger up to date (bundle change, the days' decisions, verdicts, memory
+    commits), then verify the whole chain."""
+    ledger = audit.ledger(paths)
+    changed = audit.record_bundle_change(ledger, load_policies(paths))
+    decisions = audit.record_decisions(ledger, day_decisions(paths, first, last))
+    verdicts = audit.record_reviews(ledger, paths)
+    memory = audit.record_memory(ledger, paths)
+    return LedgerUpdate(decisions, verdicts, memory, changed, ledger.verify())
