@@ -13,6 +13,7 @@ from agentops_assets.governance.engine import (
     PolicyBundleError,
     bundle_revision,
     default_policy_folder,
+    input_fields,
 )
 
 SUPPORT = {
@@ -81,7 +82,7 @@ def test_yellow_zone_reviews_after_the_fact_on_a_budget_breach(shipped: PolicyBu
     decision = shipped.evaluate(action(context=context(budget={"status": "breach"})))
     assert (decision.decision, decision.zone) == ("review", "yellow")
     assert decision.rules == ("budget_breach",)
-    assert decision.obligations == {"approvals": 0, "review": "after"}
+    assert decision.obligations == {"approvals": 0, "review": "after", "sample_rate": 0.05}
     assert decision.reasons == ("Agent support-1 is over its budget.",)
 
 
@@ -344,3 +345,21 @@ def test_evaluate_many_evaluates_each_distinct_input_once(
         "deny",
     ]
     assert decisions == [shipped.evaluate(one, stats(0.5, 100)) for one in inputs]
+
+
+def test_input_fields_are_what_the_policies_read_in_code_only() -> None:
+    code = {
+        "a.rego": 'package p\n# input.comment is not code\nx if input.kind == "input.string"\n'
+        'y if input["data_zone"] == "public"\nz if is_string(input.agent_type)\n'
+        "w if my_input.q == input_context.r\n"
+    }
+    assert input_fields(code) == frozenset({"kind", "data_zone", "agent_type"})
+    assert input_fields({"b.rego": "package p\nx if some k, _ in input\n"}) is None
+    assert input_fields({"c.rego": "package p\nx if input[k] == 1\n"}) is None
+
+
+def test_the_shipped_policies_read_fields_one_by_one(shipped: PolicyBundle) -> None:
+    # A back-test evaluates each distinct projection once; a whole-input read would stop that.
+    assert shipped.input_fields is not None
+    assert {"agent_type", "kind", "action", "context"} <= shipped.input_fields
+    assert "event_id" not in shipped.input_fields

@@ -428,11 +428,14 @@ def demo(agents: int, days: int, seed: int) -> None:
         expected["no_critical_drift"] = "expected: the injected incidents"
     # A few unusual cycles a day are normal (well under 1 %); the rogue agent adds its own.
     expected["no_behavior_anomalies"] = "expected: the rogue agent and a few unusual cycles"
+    if "rogue_agent" in injected:
+        expected["no_capability_violations"] = "expected: the rogue agent's calls"
     ok = _materialize_all(paths, expected)
     _print_summary(paths)
     _print_memory_summary(paths, summary.incidents)
     _print_finops_summary(paths, summary.start)
     _print_drift_summary(paths, summary.incidents)
+    _print_governance_summary(paths)
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
     if not ok:
         raise SystemExit(1)
@@ -487,6 +490,49 @@ def _print_drift_summary(paths: Paths, incidents: list[dict]) -> None:
     if not findings.is_empty():
         last = findings["day"].max()
         console.print(f"  Details: agentops drift report --date {last}; agentops anomalies")
+
+
+def _print_governance_summary(paths: Paths) -> None:
+    """Decisions by zone, the capability violations, the queue, the ledger, and one violation
+    traced end to end."""
+    import polars as pl
+
+    from agentops_assets.cli.governance import print_trace
+    from agentops_assets.governance.audit import ledger
+    from agentops_assets.governance.review import reviews
+    from agentops_assets.governance.tables import CAPABILITY_VIOLATIONS, POLICY_DECISIONS
+    from agentops_assets.governance.trace import trace
+    from agentops_assets.storage import lake
+
+    decided = lake.scan(paths.table_uri(POLICY_DECISIONS))
+    if decided is None:
+        return
+    zones = dict(decided.group_by("zone").len().collect().iter_rows())
+    violations = lake.scan(paths.table_uri(CAPABILITY_VIOLATIONS))
+    found = violations.sort("day", "event_id").collect() if violations is not None else None
+    report = ledger(paths).verify()
+    pending = reviews(paths, "pending").height
+    console.print(
+        f"\n[bold]Governance[/]: {sum(zones.values()):,} actions judged: "
+        f"{zones.get('green', 0):,} green, {zones.get('yellow', 0):,} yellow, "
+        f"{zones.get('red', 0):,} red; {pending:,} waiting in the review queue; audit ledger "
+        f"{'holds' if report.ok else '[red]FAILS[/]'} ({report.checked:,} entries)"
+    )
+    if found is None or found.is_empty():
+        return
+    pairs = found.group_by("agent_id", "action").agg(pl.len().alias("calls")).sort("agent_id")
+    named = ", ".join(
+        f"{row['agent_id']} called {row['action']} x{row['calls']}"
+        for row in pairs.iter_rows(named=True)
+    )
+    first = found.row(0, named=True)
+    console.print(f"  {found.height} capability violation(s): {named}")
+    console.print(f"\n$ agentops audit trace {first['event_id']}")
+    print_trace(trace(paths, first["event_id"]))
+    console.print(
+        "  agentops review list; agentops review approve|reject ID --rationale \"...\"; "
+        "agentops audit verify"
+    )
 
 
 def _verdict(row: dict, history: int) -> tuple[str, str]:

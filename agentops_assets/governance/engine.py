@@ -50,6 +50,7 @@ _ZONES: Final = ("green", "yellow", "red")
 # Rego comments and strings, so that references to ``input`` are looked for in code only.
 _COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`|#[^\n]*')
 _INPUT_FIELD = re.compile(r'(?<![.\w])input(?![\w])(?:\.([A-Za-z_]\w*)|\[\s*"([^"\\]+)"\s*\])?')
+_KEY_STRING = re.compile(r'"[A-Za-z_][\w-]*"')
 _REGO_ERROR = re.compile(
     r"\(error \d+:(?P<file>[^|\s]+)\|(?P<offset>\d+)\|\d+\s*\(errormsg \d+:(?P<message>[^)]*)\)"
 )
@@ -112,13 +113,21 @@ def input_fields(sources: Mapping[str, str]) -> frozenset[str] | None:
     and every field may matter. Comments and strings are not code and are skipped."""
     fields: set[str] = set()
     for source in sources.values():
-        code = _COMMENT_OR_STRING.sub(lambda match: '""' if match[0][0] in '"`' else "", source)
+        code = _COMMENT_OR_STRING.sub(_code_only, source)
         for match in _INPUT_FIELD.finditer(code):
             field_name = match[1] or match[2]
             if field_name is None:
                 return None
             fields.add(field_name)
     return frozenset(fields)
+
+
+def _code_only(match: re.Match[str]) -> str:
+    """A comment goes; a string keeps its text only when it could be a key (``"kind"``)."""
+    token = match[0]
+    if token[0] == "#":
+        return ""
+    return token if _KEY_STRING.fullmatch(token) else '""'
 
 
 def _deny(error: str, revision: str) -> Decision:

@@ -54,8 +54,13 @@ def forge(ledger: AuditLedger, tamper: Tamper, position: int) -> None:
 
 
 def edit(rows: list[Row], k: int) -> None:
-    """Change entry k's payload and leave its hash as it was."""
-    rows[k - 1]["payload"] = rows[k - 1]["payload"].replace("yellow", "green")
+    """Change entry k's payload (turn a yellow zone green, or add a field) and leave its hash as
+    it was."""
+    payload = rows[k - 1]["payload"]
+    forged = payload.replace("yellow", "green")
+    if forged == payload:
+        forged = payload[:-1] + (',"forged":true}' if payload != "{}" else '"forged":true}')
+    rows[k - 1]["payload"] = forged
 
 
 def edit_rehashing_it(rows: list[Row], k: int) -> None:
