@@ -196,7 +196,9 @@ def test_a_policy_change_is_recorded_and_the_judged_days_requested_again(
             instance=instance, cursor=revision, resources={"lake": _lake(paths)}
         )
         requests = policy_change_sensor(context)
-    days = sorted(str(d) for d in pl.read_delta(paths.table_uri("policy_decisions"))["day"].unique())
+    days = sorted(
+        str(d) for d in pl.read_delta(paths.table_uri("policy_decisions"))["day"].unique()
+    )
     assert sorted(r.partition_key for r in requests) == days
     changes = ledger.entries(kind="policy_bundle_change")
     assert changes.height == before + 1

@@ -530,7 +530,7 @@ def _print_governance_summary(paths: Paths) -> None:
     console.print(f"\n$ agentops audit trace {first['event_id']}")
     print_trace(trace(paths, first["event_id"]))
     console.print(
-        "  agentops review list; agentops review approve|reject ID --rationale \"...\"; "
+        '  agentops review list; agentops review approve|reject ID --rationale "..."; '
         "agentops audit verify"
     )
 
