@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -174,3 +175,23 @@ def test_show_at_reads_the_memory_as_of_an_event_time(paths: Paths) -> None:
     early = CliRunner().invoke(main, ["memory", "show", "fin-1", "--at", "2026-10-01"])
     assert early.exit_code == 1 and "Traceback" not in early.output
     assert "had no memory at 2026-10-01" in early.output
+
+
+def test_commits_rollbacks_and_reverts_from_the_cli_reach_the_audit_ledger(paths: Paths) -> None:
+    from agentops_assets.governance.ledger import AuditLedger
+
+    _commit("fin-1", "refund.limit", "Refunds over $1,000 need approval.", "policy")  # v1
+    _commit("fin-1", "refund.fast", "Refunds under $50 are instant.", "wrong lesson")  # v2
+    _run("revert", "fin-1", "2", "--author", "maria", "--yes")  # v3
+    _run("rollback", "fin-1", "2", "--reason", "it was right", "--author", "ana", "--yes")
+    ledger = AuditLedger(paths)
+    entries = ledger.entries()
+    assert entries["kind"].to_list() == [
+        "memory_commit",
+        "memory_commit",
+        "memory_rollback",
+        "memory_rollback",
+    ]
+    assert [json.loads(p)["version"] for p in entries["payload"]] == [1, 2, 3, 4]
+    assert entries["actor"].to_list()[2:] == ["maria", "ana"]
+    assert ledger.verify().ok

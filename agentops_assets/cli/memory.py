@@ -22,6 +22,14 @@ def _store() -> MemoryStore:
     return MemoryStore(Paths.from_env().table_uri(TABLE_NAME))
 
 
+def _to_ledger() -> None:
+    """Append the memory commits the audit ledger lacks (this one included)."""
+    from agentops_assets.governance import audit
+
+    paths = Paths.from_env()
+    audit.record_memory(audit.ledger(paths), paths)
+
+
 class _MemoryGroup(click.Group):
     """Turns the memory library's errors into one clear sentence, without a trace."""
 
@@ -188,6 +196,7 @@ def rollback(
     if commit is None:
         console.print(f"The memory of {agent} is already as it was at v{version}.")
         return
+    _to_ledger()
     console.print(
         f"Rolled back {agent} to v{version} as v{commit.version}: "
         f"{commit.added} added, {commit.updated} changed, {commit.deleted} removed. "
@@ -226,6 +235,7 @@ def revert(
         if not yes:
             click.confirm(f"Revert v{version} of {agent}?", abort=True)
     commit = store.revert(agent, version, author=author, reason=reason, approved_by=approved_by)
+    _to_ledger()
     console.print(
         f"Reverted v{version} of {agent} as v{commit.version}: {commit.added} restored, "
         f"{commit.updated} changed back, {commit.deleted} removed. "
@@ -272,6 +282,7 @@ def commit_fact(
     if result is None:
         console.print("Nothing changed: the agent already holds that fact as given.")
     else:
+        _to_ledger()
         # The message as stored: secrets in it were redacted, so none is echoed either.
         console.print(f"Committed v{result.version} for {agent}: {result.message}")
 
