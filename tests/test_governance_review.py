@@ -28,10 +28,10 @@ from agentops_assets.governance.refresh import (
 )
 from agentops_assets.governance.review import REVIEW_AUTHOR, ReviewError, decide, reviews
 from agentops_assets.governance.tables import REVIEW_QUEUE
-from agentops_assets.governance.tampering import cut_tail, delete, edit, forge, reorder
+from agentops_assets.governance.tampering import Tamper, cut_tail, delete, edit, forge, reorder
 from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
-from memory import TABLE_NAME, FactChange, MemoryStore
+from memory import TABLE_NAME, Commit, FactChange, MemoryStore
 
 DAY = dt.date(2026, 11, 18)
 AGENT = "support-1"
@@ -39,6 +39,8 @@ ROGUE_EVENT = "ev-00000002"  # SupportAgent calls iam.create_key: deny, red
 REFUND_EVENT = "ev-00000004"  # a 900 USD refund, above SupportAgent's 500: review, red
 ROGUE_REVIEW = review.review_id(ROGUE_EVENT)
 REFUND_REVIEW = review.review_id(REFUND_EVENT)
+RATIONALE = "Key revoked within the hour."
+MINUTE = dt.timedelta(minutes=1)
 SHIPPED_REGO = default_policy_folder() / "agentops.rego"
 RED_OBLIGATION = '{"approvals": 1, "review": "before"}'
 
@@ -114,8 +116,8 @@ def _cli(*args: str) -> Result:
 
 
 def _approve(item: str, by: str, *extra: str) -> Result:
-    return _cli("review", "approve", item, "--rationale", "Checked with the owner.", "--by", by,
-                *extra)  # fmt: skip
+    rationale = "Checked with the owner."
+    return _cli("review", "approve", item, "--rationale", rationale, "--by", by, *extra)
 
 
 def _item(paths: Paths, item: str) -> dict:
@@ -132,6 +134,11 @@ def _refused(result: Result, words: str) -> None:
     assert lines[0].endswith(".") and "Traceback" not in result.output
 
 
+def _state(paths: Paths, item: str) -> tuple[str, list[str], str | None]:
+    row = _item(paths, item)
+    return row["state"], row["approved_by"], row["decided_by"]
+
+
 def _entries(paths: Paths, kind: str, subject: str | None = None) -> pl.DataFrame:
     return AuditLedger(paths).entries(subject, kind=kind)
 
@@ -146,57 +153,60 @@ def test_a_red_decision_approved_with_a_lesson_is_traced_end_to_end(judged: Path
     assert set(pending["zone"]) == {"red"} and set(pending["approvals_required"]) == {1}
     decided = _entries(paths, "policy_decision")
     assert sorted(decided["subject"]) == [ROGUE_EVENT, REFUND_EVENT]
-    listed = _cli("review", "list")
-    assert listed.exit_code == 0 and ROGUE_REVIEW in listed.output and REFUND_REVIEW in listed.output
+    listed = _cli("review", "list").output
+    assert ROGUE_REVIEW in listed and REFUND_REVIEW in listed and "pending 0/1" in listed
 
     correction = "Ask the security team for IAM keys; never create them."
     approved = _cli(
-        "review", "approve", ROGUE_REVIEW, "--rationale", "Key revoked within the hour.",
+        "review", "approve", ROGUE_REVIEW, "--rationale", RATIONALE,
         "--correction", correction, "--lesson", "iam_keys", "--by", "alice",
     )  # fmt: skip
     assert approved.exit_code == 0, approved.output
     assert f"Approved {ROGUE_REVIEW} (1/1 approvals) by alice." in approved.output
 
+    assert _state(paths, ROGUE_REVIEW) == ("approved", ["alice"], "alice")
     item = _item(paths, ROGUE_REVIEW)
-    assert (item["state"], item["approved_by"], item["decided_by"]) == ("approved", ["alice"],
-                                                                        "alice")  # fmt: skip
     assert (item["correction"], item["lesson_key"]) == (correction, "iam_keys")
     assert _item(paths, REFUND_REVIEW)["state"] == "pending"
 
     (approval,) = _entries(paths, "approval").iter_rows(named=True)
     assert (approval["subject"], approval["actor"]) == (ROGUE_REVIEW, "alice")
     payload = json.loads(approval["payload"])
-    assert (payload["event_id"], payload["state"], payload["approval"]) == (ROGUE_EVENT,
-                                                                            "approved", "1/1")  # fmt: skip
-    assert payload["rationale"] == "Key revoked within the hour."
+    assert (payload["event_id"], payload["state"], payload["approval"]) == (
+        ROGUE_EVENT,
+        "approved",
+        "1/1",
+    )
+    assert (payload["rationale"], payload["lesson_key"]) == (RATIONALE, "iam_keys")
 
     store = MemoryStore(paths.table_uri(TABLE_NAME))
     (commit,) = store.log(AGENT)
     assert commit.version == item["memory_version"]
-    assert (commit.approved_by, commit.author, commit.cycle_id) == ("alice", REVIEW_AUTHOR,
-                                                                     "tr-rogue")  # fmt: skip
-    assert ROGUE_REVIEW in commit.message
+    assert (commit.approved_by, commit.author) == ("alice", REVIEW_AUTHOR)
+    assert commit.cycle_id == "tr-rogue"
+    assert commit.message == f"Lesson from review {ROGUE_REVIEW}: {RATIONALE}"
     (fact,) = store.as_of(AGENT)
     assert (fact.fact_id, fact.namespace, fact.content) == ("iam_keys", "lessons", correction)
     assert (fact.source, fact.metadata["review_id"]) == (ROGUE_EVENT, ROGUE_REVIEW)
     (remembered,) = _entries(paths, "memory_commit").iter_rows(named=True)
-    assert json.loads(remembered["payload"])["version"] == commit.version
-    assert json.loads(remembered["payload"])["approved_by"] == "alice"
-    assert remembered["seq"] > approval["seq"]
+    payload = json.loads(remembered["payload"])
+    assert (payload["version"], payload["approved_by"]) == (commit.version, "alice")
+    assert (remembered["subject"], remembered["seq"]) == ("tr-rogue", approval["seq"] + 1)
 
     revision = decided["payload"].str.json_path_match("$.revision")[0]
+    judged_entry = decided.filter(pl.col("subject") == ROGUE_EVENT).row(0, named=True)
     for asked in (ROGUE_REVIEW, ROGUE_EVENT):
         traced = _cli("audit", "trace", asked)
         assert traced.exit_code == 0, traced.output
         shown = traced.output
         for step in ("ev-00000001", ROGUE_EVENT, "ev-00000003", "iam.create_key", "zendesk.reply"):
             assert step in shown, (asked, step)
-        assert "deny/red" in shown
-        assert "Tool iam.create_key is outside the capabilities of agent type SupportAgent." in shown
-        assert revision[:12] in shown
+        assert "deny/red" in shown and revision[:12] in shown
+        assert "Tool iam.create_key is outside the capabilities of agent type" in shown
         assert ROGUE_REVIEW in shown and "alice" in shown and correction in shown
-        assert "approval" in shown and "memory_commit" in shown
-        assert f"v{commit.version}" in shown and f"Lesson from review {ROGUE_REVIEW}" in shown
+        for entry in (judged_entry, approval, remembered):
+            assert f"{entry['kind']} " in shown and entry["hash"][:12] in shown
+        assert f"v{commit.version}" in shown and commit.message in shown
         assert REFUND_EVENT not in shown  # another cycle
 
     refund = _cli("audit", "trace", REFUND_EVENT)
@@ -234,8 +244,7 @@ def test_an_item_needing_two_approvals_waits_for_a_second_person(
     first = _approve(REFUND_REVIEW, "alice")
     assert first.exit_code == 0, first.output
     assert f"Approval recorded for {REFUND_REVIEW}: 1/2, it waits for more." in first.output
-    item = _item(paths, REFUND_REVIEW)
-    assert (item["state"], item["approved_by"], item["decided_by"]) == ("pending", ["alice"], None)
+    assert _state(paths, REFUND_REVIEW) == ("pending", ["alice"], None)
 
     _refused(_approve(REFUND_REVIEW, "alice"), "alice already approved review")
     assert _item(paths, REFUND_REVIEW)["approved_by"] == ["alice"]
@@ -243,14 +252,14 @@ def test_an_item_needing_two_approvals_waits_for_a_second_person(
     second = _approve(REFUND_REVIEW, "bob")
     assert second.exit_code == 0, second.output
     assert f"Approved {REFUND_REVIEW} (2/2 approvals) by bob." in second.output
-    item = _item(paths, REFUND_REVIEW)
-    assert (item["state"], item["approved_by"], item["decided_by"]) == ("approved",
-                                                                        ["alice", "bob"], "bob")  # fmt: skip
+    assert _state(paths, REFUND_REVIEW) == ("approved", ["alice", "bob"], "bob")
     approvals = _entries(paths, "approval", REFUND_REVIEW)
     assert approvals["actor"].to_list() == ["alice", "bob"]
     payloads = [json.loads(p) for p in approvals["payload"]]
-    assert [(p["approval"], p["state"]) for p in payloads] == [("1/2", "pending"),
-                                                               ("2/2", "approved")]  # fmt: skip
+    assert [(p["approval"], p["state"]) for p in payloads] == [
+        ("1/2", "pending"),
+        ("2/2", "approved"),
+    ]
 
     rejected = _cli("review", "reject", REFUND_REVIEW, "--rationale", "Too late.", "--by", "carol")
     _refused(rejected, f"review {REFUND_REVIEW} is already approved (by bob at ")
@@ -266,19 +275,18 @@ def test_enqueue_keeps_the_approvals_a_caller_asks_for(judged: Paths) -> None:
     items = review.candidates(decisions.with_columns(pl.lit(1.0).alias("sample_rate")))
     items = items.with_columns(pl.lit(2, pl.Int32).alias("approvals_required"))
     assert review.enqueue(paths, items).height == 1
-    assert review.enqueue(paths, items).is_empty()
+    assert review.enqueue(paths, items).is_empty()  # one item per event
     quiet = review.review_id("ev-00000005")
-    assert decide(paths, quiet, "approve", reviewer="alice", rationale="Fine.").review[
-        "state"
-    ] == "pending"
-    outcome = decide(paths, quiet, "approve", reviewer="bob", rationale="Fine too.")
-    assert (outcome.review["state"], outcome.review["approved_by"]) == ("approved",
-                                                                        ["alice", "bob"])  # fmt: skip
+    assert _item(paths, quiet)["approvals_required"] == 2
+    decide(paths, quiet, "approve", reviewer="alice", rationale="Fine.")
+    assert _state(paths, quiet) == ("pending", ["alice"], None)
+    decide(paths, quiet, "approve", reviewer="bob", rationale="Fine too.")
+    assert _state(paths, quiet) == ("approved", ["alice", "bob"], "bob")
+    assert _entries(paths, "approval", quiet)["actor"].to_list() == ["alice", "bob"]
 
 
 def test_a_rejection_is_final_and_recorded(judged: Paths) -> None:
-    result = _cli("review", "reject", ROGUE_REVIEW, "--rationale", "Outside its role.",
-                  "--by", "carol")  # fmt: skip
+    result = _cli("review", "reject", ROGUE_REVIEW, "--rationale", "Off role.", "--by", "carol")
     assert result.exit_code == 0, result.output
     assert f"Rejected {ROGUE_REVIEW} by carol." in result.output
     (rejection,) = _entries(judged, "rejection").iter_rows(named=True)
@@ -314,8 +322,8 @@ def test_a_refused_verdict_is_one_sentence_and_changes_nothing(
 
 def test_the_library_refuses_with_review_errors(judged: Paths) -> None:
     with pytest.raises(ReviewError, match="a rejection carries no lesson"):
-        decide(judged, ROGUE_REVIEW, "reject", reviewer="alice", rationale="No.",
-               correction="x", lesson_key="k")  # fmt: skip
+        lesson = {"correction": "Ask security.", "lesson_key": "iam_keys"}
+        decide(judged, ROGUE_REVIEW, "reject", reviewer="alice", rationale="No.", **lesson)
     with pytest.raises(ReviewError, match="the reviewer is empty"):
         decide(judged, ROGUE_REVIEW, "approve", reviewer=" ", rationale="Fine.")
     assert set(reviews(judged)["state"]) == {"pending"}
@@ -324,17 +332,26 @@ def test_the_library_refuses_with_review_errors(judged: Paths) -> None:
 # --- 3. idempotence: nothing lost, nothing twice ----------------------------------------------
 
 
+def _approve_with_lesson(paths: Paths) -> review.Outcome:
+    return decide(
+        paths,
+        ROGUE_REVIEW,
+        "approve",
+        reviewer="alice",
+        rationale="Fine.",
+        correction="Ask security.",
+        lesson_key="iam_keys",
+    )
+
+
 def test_refreshing_again_adds_nothing(judged: Paths) -> None:
-    decide(judged, ROGUE_REVIEW, "approve", reviewer="alice", rationale="Fine.",
-           correction="Ask security.", lesson_key="iam_keys")  # fmt: skip
+    _approve_with_lesson(judged)
     queue, entries = reviews(judged), AuditLedger(judged).entries()
     for _ in range(2):
         assert refresh_reviews(judged, DAY, DAY).is_empty()
         update = refresh_ledger(judged, DAY, DAY)
-        assert (update.decisions, update.reviews, update.memory, update.bundle_changed) == (
-            0, 0, 0, False,
-        )  # fmt: skip
-        assert update.report.ok
+        counts = (update.decisions, update.reviews, update.memory, update.bundle_changed)
+        assert counts == (0, 0, 0, False) and update.report.ok
     assert reviews(judged).equals(queue)
     assert AuditLedger(judged).entries().equals(entries)
 
@@ -381,8 +398,7 @@ def test_a_crash_between_the_verdict_and_its_ledger_entry_is_caught_up(judged: P
 
 
 def test_apply_lesson_twice_commits_once(judged: Paths) -> None:
-    outcome = decide(judged, ROGUE_REVIEW, "approve", reviewer="alice", rationale="Fine.",
-                     correction="Ask security.", lesson_key="iam_keys")  # fmt: skip
+    outcome = _approve_with_lesson(judged)
     assert outcome.memory_version is not None
     store = MemoryStore(judged.table_uri(TABLE_NAME))
     assert review.apply_lesson(judged, outcome.review) == outcome.memory_version
@@ -402,17 +418,19 @@ def test_memory_commits_rollbacks_and_reverts_are_recorded_once_in_version_order
     ledger = AuditLedger(paths)
     assert record_memory(ledger, paths) == 0  # no memory yet
 
-    first = store.commit("a-1", [FactChange.put("tone", "formal")], message="Tone.",
-                         author="a-1", cycle_id="tr-1")  # fmt: skip
-    other = store.commit("b-1", [FactChange.put("region", "eu")], message="Region.",
-                         author="b-1")  # fmt: skip
-    changed = store.commit("a-1", [FactChange.put("tone", "casual")], message="Casual.",
-                           author="a-1")  # fmt: skip
+    def put(agent: str, key: str, value: str, cycle_id: str | None = None) -> Commit:
+        changes = [FactChange.put(key, value)]
+        commit = store.commit(agent, changes, message=key, author=agent, cycle_id=cycle_id)
+        assert commit is not None
+        return commit
+
+    first = put("a-1", "tone", "formal", cycle_id="tr-1")
+    other = put("b-1", "region", "eu")
+    changed = put("a-1", "tone", "casual")
     assert record_memory(ledger, paths) == 3
-    rolled = store.rollback("a-1", first.version, reason="Casual upset users.", author="ops",
-                            approved_by="alice")  # fmt: skip
+    rolled = store.rollback("a-1", first.version, reason="Users.", author="ops", approved_by="al")
     reverted = store.revert("b-1", other.version, author="ops", reason="Wrong region.")
-    later = store.commit("b-1", [FactChange.put("region", "us")], message="US.", author="b-1")
+    later = put("b-1", "region", "us")
     assert record_memory(ledger, paths) == 3
     assert record_memory(ledger, paths) == 0
 
@@ -420,15 +438,13 @@ def test_memory_commits_rollbacks_and_reverts_are_recorded_once_in_version_order
     versions = recorded["payload"].str.json_path_match("$.version").cast(pl.Int64).to_list()
     commits = [first, other, changed, rolled, reverted, later]
     assert versions == [c.version for c in commits] == sorted(versions)
-    assert recorded["kind"].to_list() == ["memory_commit"] * 3 + ["memory_rollback"] * 2 + [
-        "memory_commit"
-    ]
-    assert recorded["subject"].to_list() == ["tr-1"] + ["memory:b-1", "memory:a-1"] + [
-        "memory:a-1", "memory:b-1", "memory:b-1",
-    ]  # fmt: skip
+    commit, rollback = "memory_commit", "memory_rollback"
+    assert recorded["kind"].to_list() == [commit, commit, commit, rollback, rollback, commit]
+    a, b = "memory:a-1", "memory:b-1"
+    assert recorded["subject"].to_list() == ["tr-1", b, a, a, b, b]
     payloads = [json.loads(p) for p in recorded["payload"]]
     assert (payloads[3]["kind"], payloads[3]["rolled_back_to"]) == ("rollback", first.version)
-    assert payloads[3]["approved_by"] == "alice" and recorded["actor"][3] == "ops"
+    assert payloads[3]["approved_by"] == "al" and recorded["actor"][3] == "ops"
     assert (payloads[4]["kind"], payloads[4]["reverted"]) == ("revert", other.version)
     assert ledger.verify().ok
 
@@ -478,8 +494,10 @@ def _anchored_ledger(paths: Paths, size: int = 5) -> AuditLedger:
     ledger = AuditLedger(paths)
     at = dt.datetime(2026, 11, 18, 9, tzinfo=dt.UTC)
     for n in range(1, size + 1):
-        ledger.append([Entry("policy_decision", "agentops.governance", f"ev-{n}",
-                             {"zone": "yellow", "n": n}, at + dt.timedelta(minutes=n))])  # fmt: skip
+        payload = {"zone": "yellow", "n": n}  # `edit` turns yellow into green
+        ledger.append(
+            [Entry("policy_decision", "agentops.governance", f"ev-{n}", payload, at + n * MINUTE)]
+        )
     return ledger
 
 
@@ -489,7 +507,7 @@ def _anchored_ledger(paths: Paths, size: int = 5) -> AuditLedger:
      (cut_tail, 4, 4, "tail_cut")],
 )  # fmt: skip
 def test_verify_exits_1_naming_the_first_failing_entry(
-    paths: Paths, tamper, position: int, seq: int, kind: str
+    paths: Paths, tamper: Tamper, position: int, seq: int, kind: str
 ) -> None:
     ledger = _anchored_ledger(paths)
     assert _cli("audit", "verify").exit_code == 0

@@ -446,25 +446,28 @@ def print_trace(found) -> None:
         )  # fmt: skip
     console.print(table)
     if found.decisions.height:
-        decisions = Table(title="Policy decisions", title_justify="left")
+        decisions = Table(title="Policy decisions (green: no rule fired)", title_justify="left")
         for column in ("event", "action", "verdict", "reasons", "revision"):
             decisions.add_column(column, overflow="fold")
         for row in found.decisions.iter_rows(named=True):
+            # A green action's one reason is that no rule fired: say it once, in the title.
+            why = " ".join(row["reasons"]) if row["zone"] != "green" else ""
             decisions.add_row(
                 row["event_id"], row["action"] or "-",
                 f"[{_ZONE_STYLE[row['zone']]}]{row['decision']}/{row['zone']}[/]",
-                " ".join(row["reasons"]), row["revision"][:12],
+                why, row["revision"][:12],
             )  # fmt: skip
         console.print(decisions)
     else:
         console.print("No policy decisions on this trace yet (`agentops run` judges it).")
     if found.reviews.height:
         queued = Table(title="Reviews", title_justify="left")
-        for column in ("review", "state", "by", "rationale", "correction"):
+        for column in ("review", "event", "state", "by", "rationale", "correction"):
             queued.add_column(column, overflow="fold")
         for row in found.reviews.iter_rows(named=True):
             queued.add_row(
-                row["review_id"], row["state"], ", ".join(row["approved_by"] or [])
+                row["review_id"], row["event_id"], row["state"],
+                ", ".join(row["approved_by"] or [])
                 or (row["decided_by"] or "-"), row["rationale"] or "-",
                 row["correction"] or "-",
             )  # fmt: skip

@@ -529,10 +529,13 @@ def _print_governance_summary(paths: Paths) -> None:
     console.print(f"  {found.height} capability violation(s): {named}")
     console.print(f"\n$ agentops audit trace {first['event_id']}")
     print_trace(trace(paths, first["event_id"]))
-    console.print(
-        '  agentops review list; agentops review approve|reject ID --rationale "..."; '
-        "agentops audit verify"
-    )
+    item = reviews(paths).filter(pl.col("event_id") == first["event_id"])
+    if item.height:
+        console.print(
+            f"  Decide it: agentops review reject {item['review_id'][0]} --rationale "
+            '"an IAM key is outside a support agent\'s role"\n'
+            "  agentops review list; agentops audit verify"
+        )
 
 
 def _verdict(row: dict, history: int) -> tuple[str, str]:
