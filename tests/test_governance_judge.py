@@ -161,6 +161,28 @@ def fleet(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> Fleet:
     return built
 
 
+def _day(record: dict[str, object]) -> dt.date:
+    return dt.date.fromisoformat(str(record["ts"])[:10])
+
+
+def _well_used(fleet: Fleet) -> set[str]:
+    """The actions with at least 20 uses of their action in the 30 days before their day,
+    counted from the events written (the policies' min_uses)."""
+    actions = fleet.actions()
+    found = set()
+    for record in actions:
+        day = _day(record)
+        uses = sum(
+            1
+            for other in actions
+            if other["action"] == record["action"]
+            and day - dt.timedelta(days=30) <= _day(other) < day
+        )
+        if uses >= 20:
+            found.add(str(record["event_id"]))
+    return found
+
+
 def _judged(paths: Paths, first: dt.date = FIRST, last: dt.date = DAY) -> pl.DataFrame:
     policies = load_policies(paths)
     actions = with_context(paths, read_actions(paths, first, last))
@@ -274,6 +296,14 @@ def test_judge_decides_each_rule_on_real_rows(paths: Paths, fleet: Fleet) -> Non
     for name in ("today_1", "today_2", "today_3"):
         assert verdict(name) == ("review", "yellow", ["often_overridden"], 0)
         assert rows[fleet.named[name]]["sample_rate"] == 0.05
+    # Only ledger.query is used 20 times in 30 days: on DAY (25 uses before it), DAY - 1 (23,
+    # the event 31 days before DAY counts there) and DAY - 2 (20); overridden above 20% each.
+    yellow = set(decided.filter(pl.col("zone") == "yellow")["event_id"])
+    assert yellow == _well_used(fleet)
+    assert {_day(r) for r in fleet.actions() if r["event_id"] in yellow} == {
+        DAY - dt.timedelta(days=n) for n in range(3)
+    }
+    assert len(yellow) == 9
     # The same action without 20 uses of history in the 30 days before its day.
     for name in ("early_1", "early_2", "edge", "outside"):
         assert verdict(name) == ("allow", "green", [], 0)
@@ -470,22 +500,28 @@ def test_backtest_counts_exactly_the_actions_a_stricter_candidate_changes(
 def test_backtest_thresholds_move_exactly_the_calls_with_enough_history(
     paths: Paths, fleet: Fleet, tmp_path: Path
 ) -> None:
-    # Only DAY's ledger.query calls have >= 20 uses in their window (25: overridden 24%,
-    # failing 20%); they are yellow for being often overridden.
+    # The ledger.query calls with >= 20 uses in their window (on DAY: 25, overridden 24%,
+    # failing 20%) are yellow for being often overridden; a looser override threshold frees them.
     looser = _candidate(
         tmp_path / "looser", "", replace=("max_override_rate := 0.2", "max_override_rate := 0.5")
     )
     report = backtest(paths, looser, FIRST, DAY)
-    names = {fleet.named[n] for n in ("today_1", "today_2", "today_3")}
-    assert report.changed == len(names)
-    assert set(report.examples["event_id"]) == names
+    expected = _well_used(fleet)
+    assert {fleet.named[n] for n in ("today_1", "today_2", "today_3")} < expected
+    assert report.changed == len(expected) == 9
+    assert set(report.examples["event_id"]) < expected
+    assert report.examples.height == 3  # examples per transition
     assert report.transitions.to_dicts() == [
         {"old_decision": "review", "old_zone": "yellow",
-         "new_decision": "allow", "new_zone": "green", "count": 3},
+         "new_decision": "allow", "new_zone": "green", "count": len(expected)},
     ]  # fmt: skip
+    assert report.by_agent_type["agent_type"].to_list() == ["FinanceAgent"]
 
-    # With a failure threshold of 10% as well, the same calls stay yellow (often failing).
-    both = _candidate(tmp_path / "both", "", replace=("max_failure_rate := 0.3", "max_failure_rate := 0.1"))
+    # With a failure threshold of 10% as well, the same calls stay yellow (often failing: 20%
+    # to 22% of their uses failed).
+    both = _candidate(
+        tmp_path / "both", "", replace=("max_failure_rate := 0.3", "max_failure_rate := 0.1")
+    )
     source = (both / "agentops.rego").read_text()
     (both / "agentops.rego").write_text(
         source.replace("max_override_rate := 0.2", "max_override_rate := 0.5")
@@ -502,7 +538,7 @@ def test_a_candidate_that_does_not_compile_denies_everything(
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "agentops.rego").write_text(
-        "package agentops.governance\n\nresult := {\n  \"decision\": \"allow\",\n"
+        'package agentops.governance\n\nresult := {\n  "decision": "allow",\n'
     )
 
     report = backtest(paths, broken, FIRST, DAY)

@@ -397,6 +397,47 @@ def test_a_crash_between_the_verdict_and_its_ledger_entry_is_caught_up(judged: P
     assert _entries(judged, "approval").height == 1
 
 
+def test_a_lesson_a_dead_process_left_uncommitted_is_committed_by_the_next_refresh(
+    judged: Paths,
+) -> None:
+    # Approved with a lesson, then killed before the memory commit.
+    item = _item(judged, ROGUE_REVIEW) | {
+        "state": "approved",
+        "approved_by": ["alice"],
+        "decided_by": "alice",
+        "decided_at": dt.datetime.now(dt.UTC),
+        "rationale": "Keys are for the platform team.",
+        "correction": "Ask the platform team for IAM keys.",
+        "lesson_key": "iam_keys",
+    }
+    review._write(judged.table_uri(REVIEW_QUEUE), item)
+    store = MemoryStore(judged.table_uri(TABLE_NAME))
+    assert store.version() is None
+
+    refresh_ledger(judged, DAY, DAY)
+    (commit,) = store.log(AGENT)
+    assert commit.approved_by == "alice"
+    assert _item(judged, ROGUE_REVIEW)["memory_version"] == commit.version
+    assert _entries(judged, "memory_commit").height == 1
+    refresh_ledger(judged, DAY, DAY)
+    assert len(store.log(AGENT)) == 1
+
+
+def test_an_approval_then_a_rejection_by_the_same_person_are_both_recorded(
+    judged: Paths,
+) -> None:
+    item = _item(judged, REFUND_REVIEW) | {"approvals_required": 2}
+    review._write(judged.table_uri(REVIEW_QUEUE), item)
+    decide(judged, REFUND_REVIEW, "approve", reviewer="alice", rationale="Looks fine.")
+    decide(judged, REFUND_REVIEW, "reject", reviewer="alice", rationale="On second thought, no.")
+    assert _item(judged, REFUND_REVIEW)["state"] == "rejected"
+    kinds = (
+        _entries(judged, "approval", REFUND_REVIEW).height,
+        _entries(judged, "rejection", REFUND_REVIEW).height,
+    )
+    assert kinds == (1, 1)
+
+
 def test_apply_lesson_twice_commits_once(judged: Paths) -> None:
     outcome = _approve_with_lesson(judged)
     assert outcome.memory_version is not None

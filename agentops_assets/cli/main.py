@@ -533,7 +533,7 @@ def _print_governance_summary(paths: Paths) -> None:
     if item.height:
         console.print(
             f"  Decide it: agentops review reject {item['review_id'][0]} --rationale "
-            '"an IAM key is outside a support agent\'s role"\n'
+            f'"{first["action"]} is outside the {first["agent_type"]} role"\n'
             "  agentops review list; agentops audit verify"
         )
 

@@ -82,17 +82,15 @@ def record_reviews(ledger: AuditLedger, paths: Paths) -> int:
     )
     if decided.is_empty():
         return 0
-    known = {
-        (row["subject"], row["actor"])
-        for row in _recorded(ledger, ("approval", "rejection"), "state").iter_rows(named=True)
-    }
+    recorded = ledger.entries().filter(pl.col("kind").is_in(["approval", "rejection"]))
+    known = set(recorded.select("subject", "actor", "kind").iter_rows())
     entries = []
     for item in decided.iter_rows(named=True):
         verdicts = [("approval", who) for who in item["approved_by"] or []]
         if item["state"] == "rejected":
             verdicts.append(("rejection", item["decided_by"]))
         for number, (kind, who) in enumerate(verdicts, start=1):
-            if (item["review_id"], who) in known:
+            if (item["review_id"], who, kind) in known:
                 continue
             entries.append(
                 Entry(

@@ -21,7 +21,7 @@ from agentops_assets.governance.judge import (
     with_context,
 )
 from agentops_assets.governance.ledger import VerifyReport
-from agentops_assets.governance.review import candidates, enqueue
+from agentops_assets.governance.review import apply_lesson, candidates, enqueue, reviews
 from agentops_assets.governance.tables import (
     CAPABILITY_VIOLATIONS,
     DECISION_SCHEMA,
@@ -83,12 +83,21 @@ def refresh_reviews(paths: Paths, first: date, last: date) -> pl.DataFrame:
     return enqueue(paths, candidates(day_decisions(paths, first, last)))
 
 
+def unapplied_lessons(paths: Paths) -> pl.DataFrame:
+    """Approved items whose lesson has no memory commit yet."""
+    return reviews(paths, "approved").filter(
+        pl.col("lesson_key").is_not_null() & pl.col("memory_version").is_null()
+    )
+
+
 def refresh_ledger(paths: Paths, first: date, last: date) -> LedgerUpdate:
-    """Bring the ledger up to date (bundle change, the days' decisions, verdicts, memory
-    commits), then verify the whole chain."""
+    """Bring the ledger up to date (bundle change, the days' decisions, verdicts, lessons a
+    dead process left uncommitted, memory commits), then verify the whole chain."""
     ledger = audit.ledger(paths)
     changed = audit.record_bundle_change(ledger, load_policies(paths))
     decisions = audit.record_decisions(ledger, day_decisions(paths, first, last))
     verdicts = audit.record_reviews(ledger, paths)
+    for item in unapplied_lessons(paths).iter_rows(named=True):
+        apply_lesson(paths, item)  # approved, but the process died before the memory commit
     memory = audit.record_memory(ledger, paths)
     return LedgerUpdate(decisions, verdicts, memory, changed, ledger.verify())
