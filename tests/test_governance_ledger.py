@@ -6,7 +6,11 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -226,5 +230,67 @@ def test_two_processes_appending_at_once_keep_one_gap_free_chain(paths: Paths) -
 def test_anchors_live_outside_the_lake(ledger: AuditLedger, paths: Paths) -> None:
     assert ledger.anchors_path == paths.home / "audit" / "anchors.jsonl"
     assert not str(ledger.anchors_path).startswith(paths.lake_uri)
-    lines = Path(ledger.anchors_path).read_text().splitlines()
-    assert len(lines) == SIZE and json.loads(lines[-1])["seq"] == SIZE
+    lines = [json.loads(line) for line in Path(ledger.anchors_path).read_text().splitlines()]
+    # Each append announces its head, commits, then confirms it.
+    assert len(lines) == 2 * SIZE
+    assert [(line["seq"], line["state"]) for line in lines[-2:]] == [
+        (SIZE, "pending"),
+        (SIZE, "committed"),
+    ]
+
+
+# Where a writer can die: before announcing its head, after announcing it, after its Delta
+# commit (before confirming it), and after confirming it.
+KILL_POINTS = ("before_pending", "before_commit", "after_commit", "after_committed")
+_CHILD = """
+import os, signal
+from datetime import UTC, datetime
+from agentops_assets.governance import ledger as ledger_module
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
+
+point = {point!r}
+anchor, append = ledger_module.AuditLedger._anchor, lake.append
+
+def kill(name):
+    if name == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def anchored(self, head, at, state):
+    kill("before_" + state)
+    anchor(self, head, at, state)
+    kill("after_" + state)
+
+def appended(*args, **kwargs):
+    kill("before_commit")
+    append(*args, **kwargs)
+    kill("after_commit")
+
+ledger_module.AuditLedger._anchor = anchored
+ledger_module.lake.append = appended
+ledger = ledger_module.AuditLedger(Paths.from_env())
+ledger.append([ledger_module.Entry("approval", "alice", "rv-1", {{"n": 1}}),
+               ledger_module.Entry("approval", "bob", "rv-1", {{"n": 2}})])
+"""
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_writer_killed_at_any_point_leaves_a_ledger_that_verifies_and_continues(
+    ledger: AuditLedger, paths: Paths, point: str
+) -> None:
+    before = ledger.verify()
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD.format(point=point)],
+        env={**os.environ, "AGENTOPS_HOME": str(paths.home)},
+        capture_output=True,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+
+    report = ledger.verify()
+    assert report.ok, report.failure
+    landed = point in ("after_commit", "after_committed")
+    assert report.checked == before.checked + (2 if landed else 0)
+    ledger.append([Entry("rejection", "carol", "rv-2", {"n": 3})])
+    after = ledger.verify()
+    assert after.ok and after.checked == report.checked + 1

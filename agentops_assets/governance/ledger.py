@@ -12,11 +12,14 @@ canonical JSON text (a string inside the array), and the first entry's ``prev_ha
 :data:`GENESIS` (64 zeros). Editing, deleting, inserting or reordering entries breaks the chain.
 
 A forger who rewrites the whole chain from some entry on, or simply cuts its tail, leaves a
-consistent table. So after each append the head (seq, hash) is also written to an append-only
-file outside the table, ``$AGENTOPS_HOME/audit/anchors.jsonl`` (fsync'd): :meth:`verify`
-checks that every anchor is still in the table with the same hash, and that the table holds no
-entry after the last anchor. (A writer killed between its commit and its anchor leaves such an
-entry too; verify reports it, since it cannot be told from a forged append.)
+consistent table. So each append also publishes the head (seq, hash) in an append-only file
+outside the table, ``$AGENTOPS_HOME/audit/anchors.jsonl`` (each line fsync'd), in two steps:
+a ``pending`` line before the Delta commit, a ``committed`` line after it. :meth:`verify`
+checks that every committed anchor is still in the table with the same hash, and that the
+table holds no entry after the last committed anchor, except a batch that ends exactly at a
+later pending anchor: the commit of a writer killed before its ``committed`` line. A pending
+anchor whose batch never landed (killed before or during the commit) is ignored. So a writer
+killed at any point leaves a ledger that verifies, and the next append continues the chain.
 """
 
 from __future__ import annotations
@@ -167,14 +170,15 @@ class AuditLedger:
                 rows.append((seq, at, kind, actor, subject, payload, prev, digest))
                 prev = digest
             frame = pl.DataFrame(rows, schema=LEDGER_SCHEMA, orient="row")
+            new_head = Head(seq=seq, hash=prev)
+            self._anchor(new_head, now, "pending")
             lake.append(
                 self.uri,
                 frame,
                 metadata={"audit_head_seq": str(seq), "audit_head_hash": prev},
                 writer=_WRITER,
             )
-            new_head = Head(seq=seq, hash=prev)
-            self._anchor(new_head, now)
+            self._anchor(new_head, now, "committed")
         return new_head
 
     def head(self) -> Head | None:
@@ -208,15 +212,25 @@ class AuditLedger:
         return frame.sort("seq").collect()
 
     def anchors(self) -> list[Head]:
-        """Published heads, oldest first. A line torn by a crash mid-write is skipped."""
+        """Published heads of committed appends, oldest first. A line torn by a crash
+        mid-write is skipped."""
+        return self._anchor_lines("committed")
+
+    def pending_anchors(self) -> list[Head]:
+        """Heads announced before a commit, oldest first (every append writes one)."""
+        return self._anchor_lines("pending")
+
+    def _anchor_lines(self, state: str) -> list[Head]:
         if not self.anchors_path.exists():
             return []
         heads = []
         for line in self.anchors_path.read_text("utf-8").splitlines():
             try:
                 record = json.loads(line)
+                if record.get("state", "committed") != state:
+                    continue
                 heads.append(Head(seq=int(record["seq"]), hash=str(record["hash"])))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue
         return heads
 
@@ -234,10 +248,11 @@ class AuditLedger:
         with lake.writer_lock(self.paths, AUDIT_LEDGER):
             frame = self.entries()
             anchors = self.anchors()
+            pending = self.pending_anchors()
         rows = frame.sort("seq", maintain_order=True).rows(named=True)
         failure = _chain_failure(rows)
         if failure is None:
-            failure = _anchor_failure(rows, anchors)
+            failure = _anchor_failure(rows, anchors, pending)
         head = Head(seq=rows[-1]["seq"], hash=rows[-1]["hash"]) if rows else None
         checked = len(rows) if failure is None else failure.seq - 1
         return VerifyReport(
@@ -248,9 +263,11 @@ class AuditLedger:
             failure=failure,
         )
 
-    def _anchor(self, head: Head, at: datetime) -> None:
+    def _anchor(self, head: Head, at: datetime, state: str) -> None:
         self.anchors_path.parent.mkdir(parents=True, exist_ok=True)
-        line = canonical_json({"seq": head.seq, "hash": head.hash, "at": _instant(at)})
+        line = canonical_json(
+            {"seq": head.seq, "hash": head.hash, "at": _instant(at), "state": state}
+        )
         with self.anchors_path.open("ab") as file:
             # After a torn last line, start a fresh one rather than extend the torn one.
             if file.tell() > 0:
@@ -342,8 +359,11 @@ def _misplaced(i: int, points_to: int | None, what: str) -> Failure:
     return Failure(i, "edited", f"{what}.")
 
 
-def _anchor_failure(rows: list[dict[str, Any]], anchors: list[Head]) -> Failure | None:
-    """The first anchor the (internally consistent) chain no longer holds."""
+def _anchor_failure(
+    rows: list[dict[str, Any]], anchors: list[Head], pending: list[Head]
+) -> Failure | None:
+    """The first committed anchor the (internally consistent) chain no longer holds, or
+    entries after the last one that no pending anchor announced."""
     hash_at = {row["seq"]: row["hash"] for row in rows}
     head_seq = rows[-1]["seq"] if rows else 0
     last_anchor = max((a.seq for a in anchors), default=0)
@@ -373,8 +393,8 @@ def _anchor_failure(rows: list[dict[str, Any]], anchors: list[Head]) -> Failure 
             )
         held = anchor.seq
     if head_seq > last_anchor:
-        # A forged entry appended at the end; or a writer that died between its commit and
-        # its anchor. Nobody can tell the two apart, so a person must look.
+        if any(p.seq == head_seq and p.hash == hash_at[head_seq] for p in pending):
+            return None  # a writer killed after its commit, before its committed anchor
         return Failure(
             last_anchor + 1,
             "inserted",
