@@ -232,12 +232,15 @@ def real_backtest(home: Path, source: str, target: int, *, profile: bool) -> Non
     first, last, days, actions = last_days(paths, target)
     events = pl.scan_delta(paths.table_uri(AGENT_EVENTS)).select(pl.len()).collect().item()
     print(
-        f"  the whole history of {days} days ({first} .. {last}), the last whole days of the "
+        f"  the whole history of {days} day(s) ({first} .. {last}), the last whole days of the "
         f"synthetic fleet in {home} ({source}, {events / 1e6:.1f} M events): {actions:,} "
         f"tool_call + decision actions"
     )
     if actions < target:
-        print(f"  (the home holds only {actions:,} actions; the figure needs `make bench`)")
+        print(
+            f"  (the home holds only {actions:,} actions, fewer than the {target:,} asked: the "
+            "1 M figure needs the shared home `make bench` builds, or a larger --home)"
+        )
     print(
         "  judged by the shipped policies and by a stricter candidate "
         f"({', '.join(f'{k} {v}' for k, v in STRICTER.items())}); each distinct document is "
@@ -270,7 +273,7 @@ def real_backtest(home: Path, source: str, target: int, *, profile: bool) -> Non
     target_text = "< 60 s" if verdict is not None else "< 60 s at 1 M (no verdict)"
     if profiler is not None:
         verdict, target_text = None, "under cProfile (no verdict)"
-    row(f"backtest(), {actions:,} actions, {days} days", f"{seconds:.1f} s", target_text,
+    row(f"backtest(), {actions:,} actions, {days} day(s)", f"{seconds:.1f} s", target_text,
         verdict)  # fmt: skip
     row("  actions per second", f"{actions / seconds:,.0f} /s", "", None)
     if profiler is not None:

@@ -328,6 +328,35 @@ def test_an_escalation_to_critical_is_a_new_alert(paths: Paths) -> None:
     assert sorted(_ledger(paths).get_column("severity")) == ["critical", "warning"]
 
 
+def test_capability_violations_are_one_critical_alert_per_agent_tool_and_day(
+    paths: Paths,
+) -> None:
+    from agentops_assets.governance.capabilities import VIOLATION_SCHEMA
+    from agentops_assets.governance.tables import CAPABILITY_VIOLATIONS
+
+    rule = "tool not in SupportAgent's registry"
+    rows = [
+        (DAY, f"e{n}", "t1", "support-5", "SupportAgent", tool, rule)
+        for n, tool in enumerate(["iam.create_key"] * 3 + ["db.export_table"])
+    ] + [(DAY + timedelta(days=1), "e9", "t2", "support-5", "SupportAgent", "iam.create_key", rule)]
+    frame = pl.DataFrame(rows, schema=VIOLATION_SCHEMA, orient="row")
+    lake.append(paths.table_uri(CAPABILITY_VIOLATIONS), frame, partition_by=["day"])
+
+    alerts = collect_alerts(paths, DAY, DAY + timedelta(days=1), policy=AlertsPolicy())
+
+    assert [(a.key, a.severity, a.fields["calls"]) for a in alerts] == [
+        (f"capability_violation:{DAY}:support-5:db.export_table", "critical", 1),
+        (f"capability_violation:{DAY}:support-5:iam.create_key", "critical", 3),
+        (f"capability_violation:{DAY + timedelta(days=1)}:support-5:iam.create_key", "critical", 1),
+    ]
+    assert alerts[1].summary == (
+        f"SupportAgent agent support-5 called iam.create_key 3 times on {DAY}: {rule}; "
+        "first event e0 (agentops audit trace e0)."
+    )
+    report = deliver(paths, alerts, now=T0, policy=AlertsPolicy())
+    assert report.total("delivered") == 3
+
+
 def test_missing_tables_mean_no_alerts(paths: Paths) -> None:
     assert collect_alerts(paths, DAY, DAY, policy=AlertsPolicy()) == []
     report = deliver(paths, [], now=T0, policy=AlertsPolicy())

@@ -98,7 +98,9 @@ class Fleet:
         return [r for r in self.records if r["kind"] in ("tool_call", "decision")]
 
 
-def ledger_query(fleet: Fleet, day: dt.date, name: str | None = None, **fields: object):
+def ledger_query(
+    fleet: Fleet, day: dt.date, name: str | None = None, **fields: object
+) -> dict[str, object]:
     return fleet.add(day, name, kind="tool_call", action="ledger.query", **fields)
 
 
@@ -118,7 +120,7 @@ def _build_fleet() -> Fleet:
     for record in history[3:5]:
         record["outcome"] = "failure"
     for record in history[5:11]:
-        fleet.override(record, DAY - dt.timedelta(days=1))
+        fleet.override(record, _days_before(1))
     fleet.override(history[11], _days_before(1), kind="approve")  # an approval is no override
     # DAY itself: three calls, one failing and overridden (they count for later days only).
     fleet.override(ledger_query(fleet, DAY, "today_1", status="error"), DAY)

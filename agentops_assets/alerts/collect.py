@@ -8,6 +8,8 @@
 - ``budget_compliance``: each warning or breach of a budget's period, once per period and
   status (a month in breach is one alert, not one a day).
 - ``coordination_findings``: one alert per finding.
+- ``capability_violations``: one critical alert per agent, tool and day, with the number of
+  calls and the first event.
 
 A table that does not exist yet has nothing to alert on.
 """
@@ -30,6 +32,7 @@ from agentops_assets.alerts.policy import (
 )
 from agentops_assets.drift.tables import BEHAVIOR_ANOMALIES, COORDINATION_FINDINGS, DRIFT_FINDINGS
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE
+from agentops_assets.governance.tables import CAPABILITY_VIOLATIONS
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
 
@@ -83,6 +86,8 @@ _COORDINATION_COLUMNS: Final = (
     "finding_id",
 )
 
+_VIOLATION_COLUMNS: Final = ("day", "agent_id", "agent_type", "action", "rule", "event_id")
+
 
 def collect_alerts(
     paths: Paths, first_day: date, last_day: date, *, policy: AlertsPolicy | None = None
@@ -113,6 +118,9 @@ def collect_alerts(
         *_budget_alerts(_rows(paths, BUDGET_COMPLIANCE, _BUDGET_COLUMNS, first_day, last_day)),
         *_coordination_alerts(
             _rows(paths, COORDINATION_FINDINGS, _COORDINATION_COLUMNS, first_day, last_day)
+        ),
+        *_violation_alerts(
+            _rows(paths, CAPABILITY_VIOLATIONS, _VIOLATION_COLUMNS, first_day, last_day)
         ),
     ]
     found.sort(key=lambda a: (a.day, -SEVERITY_RANK.get(a.severity, 0), a.source, a.key))
@@ -234,6 +242,31 @@ def _coordination_alerts(rows: list[dict[str, Any]]) -> list[Alert]:
                 title=f"Coordination ({row['kind']}): {row['agent_type']}",
                 summary=row["detail"] or f"{row['kind']} among {row['agent_type']} agents.",
                 fields=_fields(row),
+            )
+        )
+    return alerts
+
+
+def _violation_alerts(rows: list[dict[str, Any]]) -> list[Alert]:
+    calls: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: (r["day"], r["agent_id"] or "", r["event_id"] or "")):
+        calls.setdefault((row["day"], row["agent_id"], row["action"]), []).append(row)
+    alerts = []
+    for (day, agent, action), found in calls.items():
+        first = found[0]
+        times = "once" if len(found) == 1 else f"{len(found)} times"
+        alerts.append(
+            Alert(
+                key=f"capability_violation:{day}:{agent}:{action}",
+                source="capability_violation",
+                severity="critical",
+                day=day,
+                agent_type=first["agent_type"],
+                title=f"Capability violation: {first['agent_type']} {agent} called {action}",
+                summary=f"{first['agent_type']} agent {agent} called {action} {times} on {day}: "
+                f"{first['rule']}; first event {first['event_id']} "
+                f"(agentops audit trace {first['event_id']}).",
+                fields=_fields({**first, "calls": len(found)}),
             )
         )
     return alerts

@@ -23,7 +23,7 @@ from agentops_assets.finops.policy_file import MAX_POLICY_BYTES, read_document
 ALERTS_FILE: Final = "alerts.yaml"
 DEFAULT_JSONL: Final = "alerts/alerts.jsonl"
 
-Source = Literal["drift_finding", "anomaly", "budget", "coordination"]
+Source = Literal["drift_finding", "anomaly", "budget", "coordination", "capability_violation"]
 Severity = Literal["warning", "critical"]
 SinkKind = Literal["jsonl", "webhook", "slack"]
 SOURCES: Final[tuple[str, ...]] = get_args(Source)

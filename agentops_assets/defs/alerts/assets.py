@@ -11,6 +11,7 @@ from agentops_assets.defs.finops.partitions import daily_partitions, partition_d
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
 from agentops_assets.drift.tables import DRIFT_FINDINGS
+from agentops_assets.governance.tables import CAPABILITY_VIOLATIONS
 
 _SINK_COLUMNS = {
     "sink": "string",
@@ -25,7 +26,13 @@ _SINK_COLUMNS = {
 
 @dg.asset(
     name=ALERTS_SENT,
-    deps=[DRIFT_FINDINGS, behavior_anomalies, coordination_findings, budget_compliance],
+    deps=[
+        DRIFT_FINDINGS,
+        behavior_anomalies,
+        coordination_findings,
+        budget_compliance,
+        CAPABILITY_VIOLATIONS,
+    ],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=LAKE_WRITERS_POOL,
