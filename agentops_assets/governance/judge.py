@@ -39,16 +39,11 @@ from agentops_assets.governance.capabilities import (
     CapabilityRegistry,
     load_capabilities,
 )
-from agentops_assets.governance.engine import (
-    Decision,
-    PolicyBundle,
-    bundle_revision,
-    default_policy_folder,
-)
+from agentops_assets.governance.engine import Decision, PolicyBundle, default_policy_folder
 from agentops_assets.governance.tables import BUNDLE_NAME, DECISION_PATH, DECISION_SCHEMA
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
-from agentops_assets.telemetry.schema import AGENT_EVENTS
+from agentops_assets.telemetry.schema import AGENT_EVENTS, EVENT_SCHEMA
 
 ACTION_KINDS: Final = ("tool_call", "decision")
 STATS_WINDOW_DAYS: Final = 30
@@ -153,8 +148,6 @@ def read_actions(paths: Paths, first: date, last: date) -> pl.DataFrame:
         "action_target", "status", "outcome", "confidence", "attributes",
     ]  # fmt: skip
     if events is None:
-        from agentops_assets.telemetry.schema import EVENT_SCHEMA
-
         events = pl.LazyFrame(schema={name: EVENT_SCHEMA[name] for name in columns})
     attributes = pl.col("attributes")
 
@@ -526,7 +519,6 @@ __all__ = [
     "Policies",
     "action_document",
     "action_stats",
-    "bundle_revision",
     "decide_one",
     "decision_id",
     "evaluations",
