@@ -303,6 +303,16 @@ class PolicyBundle:
             self._compiled.move_to_end(key)
         return compiled
 
+    def copy(self) -> PolicyBundle:
+        """A bundle of the same policies and revision with its own interpreters and worker,
+        for evaluating in parallel (one bundle evaluates one document at a time)."""
+        return PolicyBundle(
+            self.sources,
+            entrypoint=self.entrypoint,
+            load_error=self.load_error,
+            revision=self.revision,
+        )
+
     def close(self) -> None:
         """Stop the worker thread (a new one starts if the bundle is used again)."""
         with self._lock:

@@ -21,8 +21,11 @@ Identical documents are evaluated once: only the fields the policies read
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -48,6 +51,8 @@ from agentops_assets.telemetry.schema import AGENT_EVENTS, EVENT_SCHEMA
 ACTION_KINDS: Final = ("tool_call", "decision")
 STATS_WINDOW_DAYS: Final = 30
 DRIFT_DAYS: Final = 2  # findings of the day and the day before count as open
+EVALUATION_THREADS: Final = 4  # at most this many bundles judge at once (one per core)
+PARALLEL_FROM: Final = 2000  # distinct documents from which judging uses several cores
 _DECISION_IDS: Final = uuid.UUID("5b0c1f3e-8f39-4c53-9b7e-0a6f2d1c9e41")
 _BUDGET_RANK: Final = {"ok": 0, "warning": 1, "breach": 2}
 
@@ -358,13 +363,7 @@ def judge(
     # Day by day: each day's statistics compile into their own interpreter.
     distinct = indexed.unique(subset=key, keep="first", maintain_order=True).sort("day")
     stats_by_day = _stats_documents(stats)
-    decided: list[Decision] = []
-    total = distinct.height
-    for number, row in enumerate(distinct.iter_rows(named=True), start=1):
-        data = {"stats": stats_by_day.get(row["day"], {})}
-        decided.append(bundle.evaluate(action_document(row, policies.registry), data))
-        if progress is not None and (number % 1000 == 0 or number == total):
-            progress(number, total)
+    decided = _evaluate_all(policies, distinct.rows(named=True), stats_by_day, progress)
     verdicts = distinct.select(key).with_columns(
         pl.Series("decision", [d.decision for d in decided], dtype=pl.String),
         pl.Series("zone", [d.zone for d in decided], dtype=pl.String),
@@ -390,13 +389,14 @@ def judge(
         if documents
         else [None] * joined.height
     )
+    ids = (
+        pl.Series("decision_id", [decision_id(e, revision) for e in joined["event_id"]])
+        if documents
+        else pl.lit(None, pl.String).alias("decision_id")  # a back-test keeps no log
+    )
     frame = joined.select(
         "day",
-        pl.Series(
-            "decision_id",
-            [decision_id(event, revision) for event in joined["event_id"]],
-            dtype=pl.String,
-        ),
+        ids,
         pl.lit(DECISION_PATH).alias("path"),
         pl.Series("input", inputs, dtype=pl.String),
         (pl.col("_result") if documents else pl.lit(None, pl.String)).alias("result"),
@@ -419,6 +419,45 @@ def judge(
         pl.lit(now).alias("judged_at"),
     )
     return frame.cast(dict(DECISION_SCHEMA))  # type: ignore[arg-type]
+
+
+def _evaluate_all(
+    policies: Policies,
+    rows: list[dict[str, Any]],
+    stats_by_day: dict[date, dict[str, dict[str, Any]]],
+    progress: Callable[[int, int], None] | None,
+) -> list[Decision]:
+    """Each row's decision, in order. Many rows are split into contiguous runs of days, one
+    per core, each judged by its own copy of the bundle: rego-cpp evaluates on the bundles'
+    worker threads without holding the GIL."""
+    workers = min(EVALUATION_THREADS, os.cpu_count() or 1) if len(rows) >= PARALLEL_FROM else 1
+    total = len(rows)
+    chunks = [rows[i * total // workers : (i + 1) * total // workers] for i in range(workers)]
+    bundles = [policies.bundle, *(policies.bundle.copy() for _ in range(workers - 1))]
+    counted = [0]
+    lock = threading.Lock()
+
+    def run(bundle: PolicyBundle, chunk: list[dict[str, Any]]) -> list[Decision]:
+        found = []
+        for row in chunk:
+            data = {"stats": stats_by_day.get(row["day"], {})}
+            found.append(bundle.evaluate(action_document(row, policies.registry), data))
+            if progress is not None:
+                with lock:
+                    counted[0] += 1
+                    if counted[0] % 1000 == 0 or counted[0] == total:
+                        progress(counted[0], total)
+        return found
+
+    try:
+        if workers == 1:
+            return run(bundles[0], chunks[0])
+        with ThreadPoolExecutor(workers, thread_name_prefix="judge") as pool:
+            parts = list(pool.map(run, bundles, chunks))
+        return [decision for part in parts for decision in part]
+    finally:
+        for copy in bundles[1:]:
+            copy.close()
 
 
 def decide_one(
