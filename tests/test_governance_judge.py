@@ -378,6 +378,31 @@ def test_judge_evaluates_distinct_documents_once_and_agrees_with_single_evaluati
     alone.close()
 
 
+def test_judging_on_several_cores_gives_each_row_the_same_decision(
+    paths: Paths, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentops_assets.governance import judge as judge_module
+
+    policies = load_policies(paths)
+    actions = with_context(paths, read_actions(paths, FIRST, DAY))
+    stats = action_stats(paths, FIRST, DAY)
+    alone = judge(policies, actions, stats)
+    used: list[int] = []
+    copy = judge_module.PolicyBundle.copy
+
+    def counted(bundle: PolicyBundle) -> PolicyBundle:
+        used.append(1)
+        return copy(bundle)
+
+    monkeypatch.setattr(judge_module, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(judge_module.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(judge_module.PolicyBundle, "copy", counted)
+    together = judge(policies, actions, stats)
+    assert len(used) == 2  # three bundles judged a third of the documents each
+    columns = ["event_id", "decision", "zone", "reasons", "rules", "result", "decision_id"]
+    assert together.select(columns).equals(alone.select(columns))
+
+
 def test_decide_one_adds_the_lakes_context_and_the_days_statistics(
     paths: Paths, fleet: Fleet
 ) -> None:

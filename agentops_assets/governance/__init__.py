@@ -17,7 +17,7 @@ from agentops_assets.governance.engine import (
     PolicyBundleError,
     bundle_revision,
 )
-from agentops_assets.governance.judge import Policies, decide_one, judge, load_policies
+from agentops_assets.governance.judge import Policies, decide_one, load_policies
 from agentops_assets.governance.ledger import AuditLedger, Entry, VerifyReport
 from agentops_assets.governance.review import ReviewError, decide, reviews
 from agentops_assets.governance.trace import Trace, TraceNotFoundError
@@ -39,7 +39,6 @@ __all__ = [
     "capability_violations",
     "decide",
     "decide_one",
-    "judge",
     "load_policies",
     "load_registry",
     "reviews",
