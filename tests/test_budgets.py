@@ -14,7 +14,7 @@ from agentops_assets.finops.compliance import (
     budget_compliance,
     compliance_findings,
 )
-from agentops_assets.finops.errors import PolicyFileError
+from agentops_assets.storage.policy_file import PolicyFileError
 
 # "Today" is 2026-11-21 and a quarter of it has elapsed.
 NOW = datetime(2026, 11, 21, 6, tzinfo=UTC)

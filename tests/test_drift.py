@@ -15,10 +15,10 @@ from agentops_assets.drift.metrics import METRICS
 from agentops_assets.drift.policy import DriftPolicy, load_drift_policy
 from agentops_assets.drift.refresh import refresh_drift
 from agentops_assets.drift.tables import DRIFT_FINDINGS, FINDINGS_SCHEMA
-from agentops_assets.finops.errors import PolicyFileError
 from agentops_assets.finops.refresh import refresh_all
 from agentops_assets.simulator import simulate
 from agentops_assets.storage.config import Paths
+from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.ingest import ingest_landing
 
 START = date(2026, 9, 7)  # a Monday: the 14 days hold two weekends

@@ -25,12 +25,12 @@ from agentops_assets.cli.main import main
 from agentops_assets.finops import refresh
 from agentops_assets.finops.budgets import Budget, load_budgets
 from agentops_assets.finops.compliance import budget_compliance, compliance_findings
-from agentops_assets.finops.errors import PolicyFileError
 from agentops_assets.finops.formats import dollars, number, pct, times, usd
 from agentops_assets.finops.pricing import load_pricing
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE, EVENT_COSTS
 from agentops_assets.simulator import simulate
 from agentops_assets.storage.config import Paths
+from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.ingest import ingest_landing
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 from tests.conftest import event, write_jsonl

@@ -9,7 +9,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from agentops_assets.finops.errors import PolicyFileError
 from agentops_assets.governance.capabilities import (
     CAPABILITIES_FILE,
     VIOLATION_SCHEMA,
@@ -23,6 +22,7 @@ from agentops_assets.simulator import simulate
 from agentops_assets.simulator.agent_types import AGENT_TYPES
 from agentops_assets.simulator.catalog import ROGUE_TOOLS
 from agentops_assets.storage.config import Paths
+from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.ingest import ingest_landing
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 

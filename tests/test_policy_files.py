@@ -8,9 +8,8 @@ import pydantic
 import pytest
 
 import policies
-from agentops_assets.finops.errors import PolicyFileError
-from agentops_assets.finops.policy_file import read_document
 from agentops_assets.storage.config import Paths
+from agentops_assets.storage.policy_file import PolicyFileError, read_document
 
 SHIPPED = Path(policies.__file__).parent
 

@@ -12,7 +12,6 @@ import polars as pl
 import pytest
 
 import policies
-from agentops_assets.finops.errors import PolicyFileError
 from agentops_assets.finops.pricing import (
     EVENT_COSTS_SCHEMA,
     PRICE_SOURCES,
@@ -23,6 +22,7 @@ from agentops_assets.finops.pricing import (
     unpriced_models,
 )
 from agentops_assets.simulator.catalog import MODELS
+from agentops_assets.storage.policy_file import PolicyFileError
 
 # How the simulator's writers name each provider (OTel current and legacy, OpenInference).
 SPELLINGS = {

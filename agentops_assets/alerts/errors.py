@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentops_assets.finops.errors import PolicyFileError
+from agentops_assets.storage.policy_file import PolicyFileError
 
 
 class AlertsError(Exception):

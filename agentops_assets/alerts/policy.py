@@ -17,8 +17,7 @@ import pydantic
 import yaml
 
 from agentops_assets.alerts.errors import AlertsPolicyError
-from agentops_assets.finops.errors import PolicyFileError
-from agentops_assets.finops.policy_file import MAX_POLICY_BYTES, read_document
+from agentops_assets.storage.policy_file import MAX_POLICY_BYTES, PolicyFileError, read_document
 
 ALERTS_FILE: Final = "alerts.yaml"
 DEFAULT_JSONL: Final = "alerts/alerts.jsonl"

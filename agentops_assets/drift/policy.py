@@ -14,7 +14,7 @@ from typing import Literal
 import pydantic
 
 from agentops_assets.drift.metrics import METRICS
-from agentops_assets.finops.policy_file import read_document
+from agentops_assets.storage.policy_file import read_document
 
 Direction = Literal["up", "down", "both"]
 

@@ -12,8 +12,7 @@ from typing import Annotated, Final, Self
 
 import pydantic
 
-from agentops_assets.finops.errors import PolicyFileError
-from agentops_assets.finops.policy_file import PolicyEntry, read_entries
+from agentops_assets.storage.policy_file import PolicyEntry, PolicyFileError, read_entries
 
 ANY_AGENT = "*"
 MAX_CAP_USD: Final = 1e9

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import pydantic
 
-from agentops_assets.finops.policy_file import PolicyEntry, read_entries
 from agentops_assets.finops.providers import normalize_provider
 from agentops_assets.finops.token_rates import MTOK, TokenRates
+from agentops_assets.storage.policy_file import PolicyEntry, read_entries
 
 _Price = Annotated[Decimal, pydantic.Field(ge=0, allow_inf_nan=False)]
 

@@ -27,9 +27,9 @@ from typing import Final, Literal
 import polars as pl
 import pydantic
 
-from agentops_assets.finops.policy_file import read_document
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
+from agentops_assets.storage.policy_file import read_document
 from agentops_assets.telemetry.schema import AGENT_EVENTS, EVENT_SCHEMA
 
 CAPABILITIES_FILE: Final = "capabilities.yaml"

@@ -35,7 +35,6 @@ import orjson
 import polars as pl
 
 from agentops_assets.drift.tables import DRIFT_FINDINGS
-from agentops_assets.finops.errors import PolicyFileError
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE
 from agentops_assets.governance.capabilities import (
     CAPABILITIES_FILE,
@@ -46,6 +45,7 @@ from agentops_assets.governance.engine import Decision, PolicyBundle, default_po
 from agentops_assets.governance.tables import BUNDLE_NAME, DECISION_PATH, DECISION_SCHEMA
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
+from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.schema import AGENT_EVENTS, EVENT_SCHEMA
 
 ACTION_KINDS: Final = ("tool_call", "decision")

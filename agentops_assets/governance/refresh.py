@@ -8,7 +8,6 @@ from datetime import date
 import polars as pl
 
 from agentops_assets.drift.refresh import replace_days
-from agentops_assets.finops.errors import PolicyFileError
 from agentops_assets.governance import audit
 from agentops_assets.governance.capabilities import capability_violations, read_events
 from agentops_assets.governance.judge import (
@@ -29,6 +28,7 @@ from agentops_assets.governance.tables import (
 )
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
+from agentops_assets.storage.policy_file import PolicyFileError
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from agentops_assets.drift.tables import (
     COORDINATION_FINDINGS,
     DRIFT_FINDINGS,
 )
-from agentops_assets.finops.errors import PolicyFileError
+from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 
 GROUP = "drift"

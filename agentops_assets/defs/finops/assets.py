@@ -14,7 +14,7 @@ from agentops_assets.defs.partitioned import report_days
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
 from agentops_assets.finops import refresh
-from agentops_assets.finops.errors import PolicyFileError
+from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 
 _COMMON = {

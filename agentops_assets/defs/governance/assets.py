@@ -13,7 +13,6 @@ from agentops_assets.defs.partitioned import report_days
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
 from agentops_assets.drift.tables import DRIFT_FINDINGS
-from agentops_assets.finops.errors import PolicyFileError
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE
 from agentops_assets.governance import refresh
 from agentops_assets.governance.ledger import AUDIT_LEDGER
@@ -23,6 +22,7 @@ from agentops_assets.governance.tables import (
     POLICY_DECISIONS,
     REVIEW_QUEUE,
 )
+from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 
 GROUP = "governance"

@@ -17,8 +17,6 @@ from typing import Any, Final, TypeVar
 import pydantic
 import yaml
 
-from agentops_assets.finops.errors import PolicyFileError
-
 Entry = TypeVar("Entry", bound=pydantic.BaseModel)
 
 MAX_POLICY_BYTES: Final = 256 << 10
@@ -29,6 +27,18 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _QUOTE = reprlib.Repr()
 _QUOTE.maxstring = _QUOTE.maxother = 60
 _QUOTE.maxlevel = 2
+
+
+class PolicyFileError(ValueError):
+    """A policy file (pricing.yaml, budgets.yaml, drift.yaml...) is invalid; the message names
+    the file and the line."""
+
+    def __init__(self, path: str, line: int | None, problem: str) -> None:
+        where = f"{path}, line {line}" if line else path
+        super().__init__(f"{where}: {problem}")
+        self.path = path
+        self.line = line
+        self.problem = problem
 
 
 class PolicyEntry(pydantic.BaseModel):
