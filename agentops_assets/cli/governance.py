@@ -20,6 +20,7 @@ from agentops_assets.storage.config import Paths
 console = Console()
 err = Console(stderr=True)
 _ZONE_STYLE = {"green": "green", "yellow": "yellow", "red": "bold red"}
+_WIDE = 140  # columns from which the review queue is a table
 
 
 def _paths() -> Paths:
@@ -181,15 +182,14 @@ def _print_backtest(report) -> None:
             row["agent_type"], _verdict(row, "old"), _verdict(row, "new"), f"{row['count']:,}"
         )
     console.print(by_type)
-    examples = Table(title="Examples", title_justify="left")
-    for column in ("day", "event", "agent", "action", "to", "why"):
-        examples.add_column(column, overflow="fold")
+    console.print("[italic]Examples[/]")
     for row in report.examples.iter_rows(named=True):
-        examples.add_row(
-            str(row["day"]), row["event_id"], row["agent_id"], row["action"] or "-",
-            _verdict(row, "new"), row["new_reasons"],
-        )  # fmt: skip
-    console.print(examples)
+        # One line each (wrapped by the terminal): a table of six columns is unreadable at 80.
+        console.print(
+            f"  {row['day']} {row['event_id']} {row['agent_id']} {row['action'] or '-'} -> "
+            f"{_verdict(row, 'new')}: {row['new_reasons']}",
+            highlight=False,
+        )
 
 
 def _verdict(row: dict[str, Any], which: str) -> str:
@@ -224,12 +224,14 @@ def review() -> None:
 )
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 def list_reviews(state: str, limit: int) -> None:
-    """Items of the review queue, newest first.
+    """Items of the review queue: red ones first, then the newest.
 
     \b
     Example:
       agentops review list --state all --limit 50
     """
+    import polars as pl
+
     from agentops_assets.governance.review import reviews
 
     items = reviews(_paths(), None if state == "all" else state)
@@ -243,21 +245,39 @@ def list_reviews(state: str, limit: int) -> None:
             )  # fmt: skip
         )
         return
-    shown = items.sort("created_at", "review_id", descending=True).head(limit)
-    table = Table(title=f"{items.height:,} {state} review item(s)", title_justify="left")
-    for column in ("review", "day", "zone", "agent", "action", "why", "state"):
-        table.add_column(column, overflow="fold")
+    # Red first (a human must approve before), then the newest.
+    shown = items.sort(pl.col("zone") == "red", "created_at", "review_id", descending=True).head(
+        limit
+    )
+    title = f"{items.height:,} {state} review item(s)"
+    rows = []
     for row in shown.iter_rows(named=True):
         approvals = f"{len(row['approved_by'] or [])}/{row['approvals_required']}"
         status = row["state"] if row["state"] != "pending" else f"pending {approvals}"
         if row["decided_by"]:
             status += f" by {row['decided_by']}"
-        table.add_row(
-            row["review_id"], str(row["day"]),
-            f"[{_ZONE_STYLE[row['zone']]}]{row['decision']}/{row['zone']}[/]",
-            row["agent_id"], row["action"] or "-", " ".join(row["reasons"] or []), status,
-        )  # fmt: skip
-    console.print(table)
+        verdict = f"[{_ZONE_STYLE[row['zone']]}]{row['decision']}/{row['zone']}[/]"
+        why = " ".join(row["reasons"] or [])
+        rows.append((row, verdict, why, status))
+    if console.width < _WIDE:
+        # One block per item: seven columns fold every word at 80 columns.
+        console.print(f"[bold]{title}[/]")
+        for row, verdict, why, status in rows:
+            console.print(
+                f"{row['review_id']}  {row['day']}  {verdict}  {status}\n"
+                f"  {row['agent_id']} {row['action'] or '-'}: {why}",
+                highlight=False,
+            )
+    else:
+        table = Table(title=title, title_justify="left")
+        for column in ("review", "day", "zone", "agent", "action", "why", "state"):
+            table.add_column(column, overflow="fold", no_wrap=column == "review")
+        for row, verdict, why, status in rows:
+            table.add_row(
+                row["review_id"], str(row["day"]), verdict, row["agent_id"],
+                row["action"] or "-", why, status,
+            )  # fmt: skip
+        console.print(table)
     if items.height > limit:
         console.print(f"  ({items.height - limit:,} more; --limit {items.height} shows all)")
 
