@@ -354,8 +354,17 @@ def test_input_fields_are_what_the_policies_read_in_code_only() -> None:
         "w if my_input.q == input_context.r\n"
     }
     assert input_fields(code) == frozenset({"kind", "data_zone", "agent_type"})
-    assert input_fields({"b.rego": "package p\nx if some k, _ in input\n"}) is None
-    assert input_fields({"c.rego": "package p\nx if input[k] == 1\n"}) is None
+    # Every way of reading fields not named in the source turns the projection off.
+    for sneaky in (
+        "x if some k, _ in input",
+        "x if input[k] == 1",
+        'x if object.get(input, "amount_usd", 0) > 5',
+        "x if walk(input, [path, value])",
+        'x if input ["amount_usd"] > 5',
+        "y := input\nx if y.amount_usd > 5",
+        'x if input.kind == "a" # and input["q"]\nz := json.marshal(input)',
+    ):
+        assert input_fields({"s.rego": f"package p\n{sneaky}\n"}) is None, sneaky
 
 
 def test_the_shipped_policies_read_fields_one_by_one(shipped: PolicyBundle) -> None:
@@ -363,3 +372,19 @@ def test_the_shipped_policies_read_fields_one_by_one(shipped: PolicyBundle) -> N
     assert shipped.input_fields is not None
     assert {"agent_type", "kind", "action", "context"} <= shipped.input_fields
     assert "event_id" not in shipped.input_fields
+
+
+def test_a_policy_reading_input_as_a_whole_sees_every_field_in_a_batch(tmp_path: Path) -> None:
+    # Documents that differ only in a field no rule names: a policy that reaches it through
+    # object.get must still tell them apart, so the batch cannot merge them.
+    (tmp_path / "p.rego").write_text(
+        "package agentops.governance\n\n"
+        'result := {"decision": "deny", "zone": "red"} if {\n'
+        '\tobject.get(input, "event_id", "") == "e2"\n'
+        '} else := {"decision": "allow", "zone": "green"}\n'
+    )
+    bundle = PolicyBundle.load(tmp_path)
+    assert bundle.input_fields is None
+    decisions = bundle.evaluate_many([{"event_id": f"e{n}", "kind": "tool_call"} for n in range(4)])
+    assert [d.decision for d in decisions] == ["allow", "allow", "deny", "allow"]
+    bundle.close()
