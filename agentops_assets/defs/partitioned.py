@@ -14,9 +14,18 @@ import dagster as dg
 import polars as pl
 
 from agentops_assets.defs.finops import metadata
-from agentops_assets.defs.finops.partitions import partition_days
+from agentops_assets.defs.finops.partitions import daily_partitions, partition_days
 from agentops_assets.defs.resources import LakeResource
+from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
 from agentops_assets.storage import lake as lake_io
+
+# Asset arguments of every daily-partitioned asset that writes the lake: a backfill runs as one
+# pass (single-run backfill policy), and the writers share the lake writers' pool.
+DAILY_LAKE_WRITER: dict[str, Any] = {
+    "partitions_def": daily_partitions,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "pool": LAKE_WRITERS_POOL,
+}
 
 
 def report_days(

@@ -9,10 +9,9 @@ import dagster as dg
 
 from agentops_assets.defs.drift import metadata
 from agentops_assets.defs.finops.assets import reasoning_cycles
-from agentops_assets.defs.finops.partitions import daily_partitions, partition_days
-from agentops_assets.defs.partitioned import report_days
+from agentops_assets.defs.finops.partitions import partition_days
+from agentops_assets.defs.partitioned import DAILY_LAKE_WRITER, report_days
 from agentops_assets.defs.resources import LakeResource
-from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
 from agentops_assets.drift import refresh
 from agentops_assets.drift.tables import (
     BEHAVIOR_ANOMALIES,
@@ -24,11 +23,6 @@ from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 
 GROUP = "drift"
-_PARTITIONED = {
-    "partitions_def": daily_partitions,
-    "backfill_policy": dg.BackfillPolicy.single_run(),
-    "pool": LAKE_WRITERS_POOL,
-}
 # Today's partition follows new cycles on its own, like the FinOps tables.
 _EAGER = dg.AutomationCondition.eager()
 
@@ -56,7 +50,7 @@ _EAGER = dg.AutomationCondition.eager()
             automation_condition=_EAGER,
         ),
     ],
-    **_PARTITIONED,
+    **DAILY_LAKE_WRITER,
 )
 def behavior_drift(context: dg.AssetExecutionContext, lake: LakeResource):
     """Baselines and drift findings come from one pass over the cycles."""
@@ -87,7 +81,7 @@ def behavior_drift(context: dg.AssetExecutionContext, lake: LakeResource):
     group_name=GROUP,
     kinds={"delta", "scikitlearn"},
     automation_condition=_EAGER,
-    **_PARTITIONED,
+    **DAILY_LAKE_WRITER,
 )
 def behavior_anomalies(
     context: dg.AssetExecutionContext, lake: LakeResource
@@ -106,7 +100,7 @@ def behavior_anomalies(
     group_name=GROUP,
     kinds={"delta", "polars"},
     automation_condition=_EAGER,
-    **_PARTITIONED,
+    **DAILY_LAKE_WRITER,
 )
 def coordination_findings(
     context: dg.AssetExecutionContext, lake: LakeResource

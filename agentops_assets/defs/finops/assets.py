@@ -9,19 +9,16 @@ one materialization per day with that day's own figures; the UI's per-partition 
 import dagster as dg
 
 from agentops_assets.defs.finops import metadata
-from agentops_assets.defs.finops.partitions import daily_partitions, partition_days
-from agentops_assets.defs.partitioned import report_days
+from agentops_assets.defs.finops.partitions import partition_days
+from agentops_assets.defs.partitioned import DAILY_LAKE_WRITER, report_days
 from agentops_assets.defs.resources import LakeResource
-from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
 from agentops_assets.finops import refresh
 from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 
 _COMMON = {
-    "partitions_def": daily_partitions,
-    "backfill_policy": dg.BackfillPolicy.single_run(),
+    **DAILY_LAKE_WRITER,
     "group_name": "finops",
-    "pool": LAKE_WRITERS_POOL,
     "kinds": {"delta", "polars"},
     # Today's partition follows new telemetry on its own (the automation sensor evaluates it);
     # earlier days come from the schedules and backfills.

@@ -7,11 +7,10 @@ are part of an action's context.
 
 import dagster as dg
 
-from agentops_assets.defs.finops.partitions import daily_partitions, partition_days
+from agentops_assets.defs.finops.partitions import partition_days
 from agentops_assets.defs.governance import metadata
-from agentops_assets.defs.partitioned import report_days
+from agentops_assets.defs.partitioned import DAILY_LAKE_WRITER, report_days
 from agentops_assets.defs.resources import LakeResource
-from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
 from agentops_assets.drift.tables import DRIFT_FINDINGS
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE
 from agentops_assets.governance import refresh
@@ -26,11 +25,6 @@ from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 
 GROUP = "governance"
-_PARTITIONED = {
-    "partitions_def": daily_partitions,
-    "backfill_policy": dg.BackfillPolicy.single_run(),
-    "pool": LAKE_WRITERS_POOL,
-}
 _EAGER = dg.AutomationCondition.eager()
 
 
@@ -56,7 +50,7 @@ _EAGER = dg.AutomationCondition.eager()
             automation_condition=_EAGER,
         ),
     ],
-    **_PARTITIONED,
+    **DAILY_LAKE_WRITER,
 )
 def policy_decisions(context: dg.AssetExecutionContext, lake: LakeResource):
     """Decisions and violations come from one read of the day's events."""
@@ -92,7 +86,7 @@ def policy_decisions(context: dg.AssetExecutionContext, lake: LakeResource):
     group_name=GROUP,
     kinds={"delta"},
     automation_condition=_EAGER,
-    **_PARTITIONED,
+    **DAILY_LAKE_WRITER,
 )
 def review_queue(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """Actions waiting for a human: every red-zone decision and the yellow ones the policy
@@ -110,7 +104,7 @@ def review_queue(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     group_name=GROUP,
     kinds={"delta"},
     automation_condition=_EAGER,
-    **_PARTITIONED,
+    **DAILY_LAKE_WRITER,
 )
 def audit_ledger(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """The append-only, hash-chained record of governance events: yellow and red decisions,
