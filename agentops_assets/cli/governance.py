@@ -451,64 +451,53 @@ def print_trace(found) -> None:
     steps = found.steps
     agent = steps["agent_id"][0] if steps.height else "-"
     console.print(f"[bold]Trace {found.trace_id}[/] ({agent}, {steps.height} steps)")
-    table = Table(title="Steps", title_justify="left")
-    for column in ("time", "event", "kind", "action", "result"):
-        table.add_column(column, overflow="fold")
-    for row in steps.iter_rows(named=True):
-        result = row["status"] or ""
-        if row["outcome"]:
-            result += f", {row['outcome']}"
-        if row["feedback_kind"]:
-            result = f"{row['feedback_kind']} by {row['reviewer']}: {row['feedback_rationale']}"
-        table.add_row(
-            f"{row['ts']:%Y-%m-%d %H:%M:%S}", row["event_id"], row["kind"],
-            row["action"] or "-", result,
-        )  # fmt: skip
-    console.print(table)
-    if found.decisions.height:
-        decisions = Table(title="Policy decisions (green: no rule fired)", title_justify="left")
-        for column in ("event", "action", "verdict", "reasons", "revision"):
-            decisions.add_column(column, overflow="fold")
-        for row in found.decisions.iter_rows(named=True):
-            # A green action's one reason is that no rule fired: say it once, in the title.
-            why = " ".join(row["reasons"]) if row["zone"] != "green" else ""
-            decisions.add_row(
-                row["event_id"], row["action"] or "-",
-                f"[{_ZONE_STYLE[row['zone']]}]{row['decision']}/{row['zone']}[/]",
-                why, row["revision"][:12],
-            )  # fmt: skip
-        console.print(decisions)
-    else:
+    _section("Steps", ("time", "event", "kind", "action", "result"), [
+        (f"{row['ts']:%Y-%m-%d %H:%M:%S}", row["event_id"], row["kind"], row["action"] or "-",
+         _step_result(row))
+        for row in steps.iter_rows(named=True)
+    ])  # fmt: skip
+    if not found.decisions.height:
         console.print("No policy decisions on this trace yet (`agentops run` judges it).")
-    if found.reviews.height:
-        queued = Table(title="Reviews", title_justify="left")
-        for column in ("review", "event", "state", "by", "rationale", "correction"):
-            queued.add_column(column, overflow="fold")
-        for row in found.reviews.iter_rows(named=True):
-            queued.add_row(
-                row["review_id"], row["event_id"], row["state"],
-                ", ".join(row["approved_by"] or [])
-                or (row["decided_by"] or "-"), row["rationale"] or "-",
-                row["correction"] or "-",
-            )  # fmt: skip
-        console.print(queued)
-    if found.ledger.height:
-        entries = Table(title="Audit ledger", title_justify="left")
-        for column in ("seq", "at", "kind", "actor", "subject", "hash"):
-            entries.add_column(column, overflow="fold")
-        for row in found.ledger.iter_rows(named=True):
-            entries.add_row(
-                str(row["seq"]), f"{row['at']:%Y-%m-%d %H:%M:%S}", row["kind"], row["actor"],
-                row["subject"], row["hash"][:12],
-            )  # fmt: skip
-        console.print(entries)
-    if found.memory.height:
-        commits = Table(title="Memory commits that followed", title_justify="left")
-        for column in ("version", "agent", "kind", "message", "approved by"):
-            commits.add_column(column, overflow="fold")
-        for row in found.memory.iter_rows(named=True):
-            commits.add_row(
-                f"v{row['version']}", row["agent_id"], row["kind"], row["message"],
-                row["approved_by"] or "-",
-            )  # fmt: skip
-        console.print(commits)
+    # A green action's one reason is that no rule fired: said once, in the title.
+    _section("Policy decisions (green: no rule fired)",
+             ("event", "action", "verdict", "reasons", "revision"), [
+        (row["event_id"], row["action"] or "-",
+         f"[{_ZONE_STYLE[row['zone']]}]{row['decision']}/{row['zone']}[/]",
+         " ".join(row["reasons"]) if row["zone"] != "green" else "", row["revision"][:12])
+        for row in found.decisions.iter_rows(named=True)
+    ])  # fmt: skip
+    _section("Reviews", ("review", "event", "state", "by", "rationale", "correction"), [
+        (row["review_id"], row["event_id"], row["state"],
+         ", ".join(row["approved_by"] or []) or (row["decided_by"] or "-"),
+         row["rationale"] or "-", row["correction"] or "-")
+        for row in found.reviews.iter_rows(named=True)
+    ])  # fmt: skip
+    _section("Audit ledger", ("seq", "at", "kind", "actor", "subject", "hash"), [
+        (str(row["seq"]), f"{row['at']:%Y-%m-%d %H:%M:%S}", row["kind"], row["actor"],
+         row["subject"], row["hash"][:12])
+        for row in found.ledger.iter_rows(named=True)
+    ])  # fmt: skip
+    _section("Memory commits that followed", ("version", "agent", "kind", "message",
+                                              "approved by"), [
+        (f"v{row['version']}", row["agent_id"], row["kind"], row["message"],
+         row["approved_by"] or "-")
+        for row in found.memory.iter_rows(named=True)
+    ])  # fmt: skip
+
+
+def _step_result(row: dict[str, Any]) -> str:
+    if row["feedback_kind"]:
+        return f"{row['feedback_kind']} by {row['reviewer']}: {row['feedback_rationale']}"
+    return (row["status"] or "") + (f", {row['outcome']}" if row["outcome"] else "")
+
+
+def _section(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A titled table of ``rows``; nothing when there are none."""
+    if not rows:
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
