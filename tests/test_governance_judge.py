@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 
 from agentops_assets.cli.main import main
 from agentops_assets.governance.backtest import backtest
-from agentops_assets.governance.engine import PolicyBundle, default_policy_folder
+from agentops_assets.governance.engine import PolicyBundle, PolicyBundleError, default_policy_folder
 from agentops_assets.governance.judge import (
     action_stats,
     decide_one,
@@ -629,3 +629,37 @@ def test_cli_policy_backtest_json_and_a_reversed_range(
     assert result.exit_code == 2
     assert f"--to {EARLY} is before --from {DAY}." in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("broken", "named"),
+    [
+        ("agentops.rego", "agentops.rego:"),
+        ("capabilities.yaml", "capabilities.yaml, line 3"),
+    ],
+)
+def test_judging_with_broken_policies_stops_naming_the_line_and_writes_nothing(
+    paths: Paths,
+    fleet: Fleet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    broken: str,
+    named: str,
+) -> None:
+    refresh_decisions(paths, DAY, DAY)
+    before = _versions(paths)
+    folder = tmp_path / "policies"
+    if broken == "agentops.rego":
+        _candidate(folder, "\nresult := if {\n")
+    else:
+        folder.mkdir()
+        (folder / "capabilities.yaml").write_text(
+            "agent_types:\n  SupportAgent:\n    tool: [kb.search]\n"
+        )
+    monkeypatch.setenv("AGENTOPS_POLICIES", str(folder))
+
+    with pytest.raises(PolicyBundleError, match="cannot judge") as raised:
+        refresh_decisions(paths, DAY, DAY)
+
+    assert named in str(raised.value)
+    assert _versions(paths) == before  # no log of past actions all "denied" by a typo

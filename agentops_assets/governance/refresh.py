@@ -10,6 +10,7 @@ import polars as pl
 from agentops_assets.drift.refresh import replace_days
 from agentops_assets.governance import audit
 from agentops_assets.governance.capabilities import capability_violations, read_events
+from agentops_assets.governance.engine import PolicyBundleError
 from agentops_assets.governance.judge import (
     Policies,
     action_stats,
@@ -28,7 +29,6 @@ from agentops_assets.governance.tables import (
 )
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
-from agentops_assets.storage.policy_file import PolicyFileError
 
 
 @dataclass(frozen=True)
@@ -56,14 +56,19 @@ def refresh_decisions(paths: Paths, first: date, last: date) -> Judged:
     """``policy_decisions`` and ``capability_violations`` for ``[first, last]``.
 
     Raises:
-        PolicyFileError: The capability registry is invalid (the decisions would all deny;
-            the violations cannot be found): the message names its line.
+        PolicyBundleError: The policies do not compile, or the capability registry is invalid;
+            the message names file and line. The online answer to a broken bundle is deny;
+            a log of past actions all "denied" by a typo would bury the real findings and
+            flood the review queue, so judging stops instead and says why.
     """
     policies = load_policies(paths)
-    if policies.registry is None:
-        raise PolicyFileError(policies.bundle.load_error or "the capability registry is invalid.")
+    if policies.bundle.load_error is not None:
+        raise PolicyBundleError(
+            f"the policies in {policies.folder} cannot judge: {policies.bundle.load_error}."
+        )
     actions = with_context(paths, read_actions(paths, first, last))
     decisions = judge(policies, actions, action_stats(paths, first, last))
+    assert policies.registry is not None  # an invalid registry is a load error
     violations = capability_violations(read_events(paths, first, last), policies.registry)
     replace_days(paths, POLICY_DECISIONS, decisions, first, last)
     replace_days(paths, CAPABILITY_VIOLATIONS, violations, first, last)

@@ -14,6 +14,7 @@ from agentops_assets.defs.resources import LakeResource
 from agentops_assets.drift.tables import DRIFT_FINDINGS
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE
 from agentops_assets.governance import refresh
+from agentops_assets.governance.engine import PolicyBundleError
 from agentops_assets.governance.ledger import AUDIT_LEDGER
 from agentops_assets.governance.review import reviews
 from agentops_assets.governance.tables import (
@@ -21,7 +22,6 @@ from agentops_assets.governance.tables import (
     POLICY_DECISIONS,
     REVIEW_QUEUE,
 )
-from agentops_assets.storage.policy_file import PolicyFileError
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 
 GROUP = "governance"
@@ -57,7 +57,7 @@ def policy_decisions(context: dg.AssetExecutionContext, lake: LakeResource):
     first, last = partition_days(context)
     try:
         judged = refresh.refresh_decisions(lake.paths, first, last)
-    except PolicyFileError as error:
+    except PolicyBundleError as error:
         raise dg.Failure(description=str(error)) from None
     context.log.info(
         f"{judged.decisions.height:,} actions judged over {first}..{last} with "
