@@ -7,6 +7,7 @@ money it may move. ``"*"`` is the entry of every type without one of its own::
     agent_types:
       KYCAgent:
         tools: [lookup_account, fetch_document, score_risk, post_note]
+        read_only: [lookup_account, fetch_document]   # what a sandboxed agent may still call
         data_zones: [public, internal]      # public | internal | restricted
         max_amount_usd: 0
       "*":
@@ -69,6 +70,7 @@ class Capability(_Settings):
     """What one agent type may do."""
 
     tools: list[str]
+    read_only: list[str] = pydantic.Field(default_factory=list)
     data_zones: tuple[DataZone, ...] = DATA_ZONES
     max_amount_usd: float | None = pydantic.Field(default=None, ge=0)
 
@@ -89,12 +91,23 @@ class Capability(_Settings):
             raise ValueError("lists a tool twice")
         return value
 
+    @pydantic.model_validator(mode="after")
+    def _read_only_tools_are_tools(self) -> Capability:
+        stray = [tool for tool in self.read_only if not self.allows_tool(tool)]
+        if stray:
+            raise ValueError(f"read_only names {stray[0]!r}, which is not one of its tools")
+        return self
+
     @pydantic.field_validator("data_zones")
     @classmethod
     def _distinct_zones(cls, value: tuple[DataZone, ...]) -> tuple[DataZone, ...]:
         if len(set(value)) < len(value):
             raise ValueError("lists a zone twice")
         return value
+
+    def read_only_tool(self, action: str | None) -> bool:
+        """Whether ``action`` only reads (what a sandboxed agent may still call)."""
+        return any(fnmatch.fnmatchcase(action or "", tool) for tool in self.read_only)
 
     def allows_tool(self, action: str | None) -> bool:
         """Whether ``action`` matches one of the tool globs (a missing action matches only

@@ -326,6 +326,7 @@ def action_document(row: dict[str, Any], registry: CapabilityRegistry | None) ->
         if entry is None
         else {
             "tools": list(entry.tools),
+            "read_only": list(entry.read_only),
             "data_zones": list(entry.data_zones),
             "max_amount_usd": entry.max_amount_usd,
         },
