@@ -16,6 +16,7 @@ with warnings.catch_warnings():
     )
     from agentops_assets.defs import (
         alerts,
+        control,
         drift,
         finops,
         governance,
@@ -32,6 +33,7 @@ defs = dg.Definitions.merge(
     drift.defs,
     alerts.defs,
     governance.defs,
+    control.defs,
     jobs.defs,
     maintenance.defs,
     automation.defs,

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentops_assets.cli.control import control
 from agentops_assets.cli.drift import anomalies, drift
 from agentops_assets.cli.finops import finops
 from agentops_assets.cli.governance import audit, policy, review
@@ -436,6 +437,7 @@ def demo(agents: int, days: int, seed: int) -> None:
     _print_finops_summary(paths, summary.start)
     _print_drift_summary(paths, summary.incidents)
     _print_governance_summary(paths)
+    _print_control_summary(paths)
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
     if not ok:
         raise SystemExit(1)
@@ -535,6 +537,36 @@ def _print_governance_summary(paths: Paths) -> None:
             f"  Decide it: agentops review reject {item['review_id'][0]} --rationale "
             f'"{first["action"]} is outside the {first["agent_type"]} role"\n'
             "  agentops review list; agentops audit verify"
+        )
+
+
+def _print_control_summary(paths: Paths) -> None:
+    """Who is restricted now and why, and the commands that see and lift it."""
+    import polars as pl
+
+    from agentops_assets.control.output import control_path
+    from agentops_assets.control.tables import AUTONOMY_STATE
+    from agentops_assets.storage import lake
+
+    frame = lake.scan(paths.table_uri(AUTONOMY_STATE))
+    if frame is None:
+        return
+    states = frame.collect()
+    restricted = states.filter(pl.col("state") != "normal")
+    agents = restricted.filter(pl.col("agent_id").is_not_null())
+    console.print(
+        f"\n[bold]Autonomy[/] today: {agents.height} of "
+        f"{states.filter(pl.col('agent_id').is_not_null()).height} agents restricted; "
+        f"runtimes read {control_path(paths)}"
+    )
+    for row in restricted.filter(pl.col("rule") != "agent_type").iter_rows(named=True):
+        who = row["agent_id"] or f"every {row['agent_type']}"
+        console.print(f"  {who}: [bold]{row['state']}[/] until {row['until']} ({row['reason']})")
+    if restricted.height:
+        first = restricted.row(0, named=True)
+        subject = first["agent_id"] or first["agent_type"]
+        console.print(
+            f'  agentops control status; agentops control release {subject} --reason "..."'
         )
 
 
@@ -653,6 +685,7 @@ main.add_command(anomalies)
 main.add_command(policy)
 main.add_command(review)
 main.add_command(audit)
+main.add_command(control)
 
 if __name__ == "__main__":
     main()

@@ -31,6 +31,7 @@ __all__ = [
     "prepare_dagster_home",
 ]
 
+CONTROL_GROUP = "control"  # assets run once after the daily runs, deciding from their findings
 WATCH_SECONDS = 2.0  # how often a waiting run checks its pool's holders
 REPEAT_SECONDS = 30.0  # how often an unchanged "waiting for" sentence is said again
 
@@ -60,11 +61,11 @@ def materialize_all(
     """Materialize every asset (and run its checks) with ``$AGENTOPS_HOME/dagster`` as home.
 
     Runs kept in the instance's history: the unpartitioned assets (ingestion, memory), then
-    the daily-partitioned FinOps assets over the days that have telemetry, one single-run
-    backfill per block of consecutive days (usually one). Runs left behind by a dead process
-    are failed first. The runs execute in a worker thread so that this (main) thread keeps the
-    signals: it reports what a run waits for, and on SIGINT or SIGTERM fails this process's
-    runs and frees their slots.
+    one ``daily_job`` run per day that has telemetry (FinOps, drift, alerts, governance), then
+    ``control_job`` (today's autonomy states, from those days' findings). Runs left behind by
+    a dead process are failed first. The runs execute in a worker thread so that this (main)
+    thread keeps the signals: it reports what a run waits for, and on SIGINT or SIGTERM fails
+    this process's runs and frees their slots.
 
     Args:
         paths: The home to materialize.
@@ -100,8 +101,11 @@ def _materialize(paths: Paths, instance, outcome: RunOutcome) -> None:
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     owner = owner_tags()
     try:
+        # The control group decides from the days' findings: it runs after them.
         unpartitioned = [
-            spec.key for spec in defs.resolve_all_asset_specs() if spec.partitions_def is None
+            spec.key
+            for spec in defs.resolve_all_asset_specs()
+            if spec.partitions_def is None and spec.group_name != CONTROL_GROUP
         ]
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance,
@@ -129,6 +133,11 @@ def _materialize(paths: Paths, instance, outcome: RunOutcome) -> None:
             if not result.success:
                 break
         _merge_days(finops, outcome, len(days))
+        if outcome.success:
+            result = defs.resolve_job_def("control_job").execute_in_process(
+                instance=instance, raise_on_error=False, tags=owner, run_config=run_config
+            )
+            _collect(result, outcome)
     except Exception as error:  # reported by the caller, as a failed run would be
         outcome.success = False
         outcome.error = f"{type(error).__name__}: {error}"

@@ -53,7 +53,7 @@ def releases(paths: Paths) -> list[Release]:
     """Every release: the evidence up to its day no longer counts for its subject."""
     rows = records(paths).filter(pl.col("kind") == "release")
     return [
-        Release(row["agent_type"], row["agent_id"], row["since"].date())
+        Release(row["agent_type"], row["agent_id"], row["since"].date(), row["by"], row["reason"])
         for row in rows.iter_rows(named=True)
     ]
 
@@ -143,4 +143,8 @@ def _write(
         )
         frame = pl.concat([updated, pl.DataFrame([row], schema=OVERRIDE_SCHEMA)])
         # The table is small (one row per supervisor action): rewritten whole, one commit.
-        lake.overwrite(uri, frame.cast(dict(OVERRIDE_SCHEMA)), metadata={"operation": row["kind"]})
+        lake.overwrite(
+            uri,
+            frame.cast(dict(OVERRIDE_SCHEMA)),
+            metadata={"agentops.operation": f"autonomy_{row['kind']}"},
+        )

@@ -132,8 +132,9 @@ def _changes(previous: pl.DataFrame, states: pl.DataFrame, day: date, now: datet
         "rule",
         "reason",
         "evidence_ids",
-        pl.when(pl.col("override"))
-        .then(pl.col("reason").str.extract(r"set by (.+?): "))
+        # A supervisor's change names the supervisor; the rules' changes are the system's.
+        pl.when(pl.col("override") | (pl.col("rule") == "release"))
+        .then(pl.col("reason").str.extract(r"(?:set|released) by (.+?)(?: on [\d-]+)?: "))
         .otherwise(pl.lit(SYSTEM_ACTOR))
         .alias("actor"),
     ).cast(dict(HISTORY_SCHEMA))

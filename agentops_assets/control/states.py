@@ -47,6 +47,8 @@ class Release:
     agent_type: str
     agent_id: str | None
     day: date
+    by: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ def evaluate(
         pl.col("state").fill_null("normal"),
         pl.col("override").fill_null(False),
     )
-    states = _inherit(states)
+    states = _released(_inherit(states), releases)
     states = _apply(states, [o for o in overrides if o.active(now)])
     return (
         states.select(list(STATE_SCHEMA))
@@ -290,8 +292,7 @@ def _inherit(states: pl.DataFrame) -> pl.DataFrame:
         pl.when(weaker).then(pl.col("type_state")).otherwise(pl.col("state")).alias("state"),
         pl.when(weaker).then(pl.lit("agent_type")).otherwise(pl.col("rule")).alias("rule"),
         pl.when(weaker)
-        .then(pl.format("its type {} is {}: {}", pl.col("agent_type"), pl.col("type_state"),
-                        pl.col("type_reason")))
+        .then(pl.format("its type {} is {}", pl.col("agent_type"), pl.col("type_state")))
         .otherwise(pl.col("reason"))
         .alias("reason"),
         pl.when(weaker).then(pl.col("type_evidence")).otherwise(pl.col("evidence_ids"))
@@ -299,6 +300,28 @@ def _inherit(states: pl.DataFrame) -> pl.DataFrame:
         pl.when(weaker).then(pl.col("type_since")).otherwise(pl.col("since")).alias("since"),
         pl.when(weaker).then(pl.col("type_until")).otherwise(pl.col("until")).alias("until"),
     ).drop("type_state", "type_reason", "type_evidence", "type_since", "type_until")  # fmt: skip
+
+
+def _released(states: pl.DataFrame, releases: Sequence[Release]) -> pl.DataFrame:
+    """A subject left normal by its latest release says who released it and why."""
+    if not releases:
+        return states
+    latest = {(r.agent_type, r.agent_id): r for r in sorted(releases, key=lambda r: r.day)}
+    rows = states.to_dicts()
+    for row in rows:
+        if row["state"] != "normal":
+            continue
+        release = latest.get((row["agent_type"], row["agent_id"]))
+        if release is not None:
+            row["rule"] = "release"
+            row["reason"] = f"released by {release.by} on {release.day}: {release.reason}"
+        elif (release := latest.get((row["agent_type"], None))) is not None:
+            row["rule"] = "release"
+            row["reason"] = (
+                f"its type {row['agent_type']} released by {release.by} on {release.day}: "
+                f"{release.reason}"
+            )
+    return pl.DataFrame(rows, schema=states.schema)
 
 
 def _apply(states: pl.DataFrame, active: Sequence[Override]) -> pl.DataFrame:
