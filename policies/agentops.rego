@@ -3,7 +3,7 @@
 # input:  the action (agent_id, agent_type, kind, action, target, amount_usd, data_zone, ...)
 #         and input.context:
 #           capabilities  {tools: [globs], data_zones: [...], max_amount_usd}  (null: no entry)
-#           autonomy      {state: "autonomous" | "supervised" | "suspended"}
+#           autonomy      {state: "normal" | "throttled" | "sandboxed" | "human_only" | "frozen"}
 #           budget        {status: "ok" | "warning" | "breach"}
 #           drift         [{severity: "warning" | "critical", status: "open" | ...}, ...]
 # data:   data.stats[action] = {failure_rate, override_rate, count} over the last 30 days.
@@ -80,6 +80,29 @@ findings contains {
 	not input.data_zone in capabilities.data_zones
 }
 
+findings contains {
+	"rule": "autonomy_frozen",
+	"effect": "deny",
+	"reason": sprintf("Agent %s is frozen: nothing runs until a supervisor releases it.", [input.agent_id]),
+} if {
+	input.context.autonomy.state == "frozen"
+}
+
+findings contains {
+	"rule": "autonomy_sandboxed",
+	"effect": "deny",
+	"reason": sprintf("Agent %s is sandboxed: %s is not one of its type's read-only tools, so it may only dry-run.", [input.agent_id, input.action]),
+} if {
+	input.context.autonomy.state == "sandboxed"
+	input.kind == "tool_call"
+	not read_only_tool
+}
+
+read_only_tool if {
+	some pattern in capabilities.read_only
+	glob.match(pattern, null, input.action)
+}
+
 # --- red: a human approves first -------------------------------------------------------------
 
 findings contains {
@@ -93,11 +116,11 @@ findings contains {
 }
 
 findings contains {
-	"rule": "autonomy_suspended",
+	"rule": "autonomy_human_only",
 	"effect": "red",
-	"reason": sprintf("The autonomy of agent %s is suspended.", [input.agent_id]),
+	"reason": sprintf("Agent %s is in the human_only state: every action needs an approval first.", [input.agent_id]),
 } if {
-	input.context.autonomy.state == "suspended"
+	input.context.autonomy.state == "human_only"
 }
 
 # --- yellow: allowed, reviewed after the fact ------------------------------------------------
@@ -144,13 +167,6 @@ open_critical_drift contains finding if {
 	object.get(finding, "status", "open") == "open"
 }
 
-findings contains {
-	"rule": "autonomy_supervised",
-	"effect": "yellow",
-	"reason": sprintf("Agent %s runs under supervision.", [input.agent_id]),
-} if {
-	input.context.autonomy.state == "supervised"
-}
 
 # --- the decision ----------------------------------------------------------------------------
 

@@ -388,3 +388,27 @@ def test_a_policy_reading_input_as_a_whole_sees_every_field_in_a_batch(tmp_path:
     decisions = bundle.evaluate_many([{"event_id": f"e{n}", "kind": "tool_call"} for n in range(4)])
     assert [d.decision for d in decisions] == ["allow", "allow", "deny", "allow"]
     bundle.close()
+
+
+@pytest.mark.parametrize(
+    ("state", "tool", "verdict", "rule"),
+    [
+        ("normal", "zendesk.reply", ("allow", "green"), None),
+        ("throttled", "zendesk.reply", ("allow", "green"), None),  # a rate limit, not a verdict
+        ("sandboxed", "kb.search", ("allow", "green"), None),  # read-only: still allowed
+        ("sandboxed", "zendesk.reply", ("deny", "red"), "autonomy_sandboxed"),
+        ("human_only", "kb.search", ("review", "red"), "autonomy_human_only"),
+        ("frozen", "kb.search", ("deny", "red"), "autonomy_frozen"),
+    ],
+)
+def test_the_autonomy_state_restricts_as_its_name_says(
+    shipped: PolicyBundle, state: str, tool: str, verdict: tuple[str, str], rule: str | None
+) -> None:
+    capabilities = {**SUPPORT, "read_only": ["kb.*"]}
+    decision = shipped.evaluate(
+        action(action=tool, context=context(capabilities=capabilities, autonomy={"state": state}))
+    )
+    assert (decision.decision, decision.zone) == verdict
+    assert decision.rules == ((rule,) if rule else ())
+    if state == "human_only":
+        assert decision.obligations == {"approvals": 1, "review": "before"}

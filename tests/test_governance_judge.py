@@ -424,6 +424,39 @@ def test_decide_one_adds_the_lakes_context_and_the_days_statistics(
     assert "drift" in full["context"]
 
 
+def test_decide_one_reads_the_agents_autonomy_state(paths: Paths, fleet: Fleet) -> None:
+    from agentops_assets.control.tables import AUTONOMY_STATE, CURRENT_SCHEMA
+    from agentops_assets.storage import lake
+
+    now = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+    rows = [
+        ("FinanceAgent", None, "human_only"),  # the whole type ...
+        ("FinanceAgent", "finance-agent-01", "frozen"),  # ... and one agent of it
+    ]
+    frame = pl.DataFrame(
+        [
+            {"day": DAY, "agent_type": t, "agent_id": a, "state": s, "rule": "r", "reason": "why",
+             "evidence_ids": [], "since": DAY, "until": None, "override": False,
+             "evaluated_at": now}
+            for t, a, s in rows
+        ],
+        schema=CURRENT_SCHEMA,
+    )  # fmt: skip
+    lake.overwrite(paths.table_uri(AUTONOMY_STATE), frame)
+    policies = load_policies(paths)
+    query = {"agent_type": "FinanceAgent", "kind": "tool_call", "action": "ledger.query"}
+    frozen, full = decide_one(paths, policies, {**query, "agent_id": "finance-agent-01"}, day=EARLY)
+    assert (frozen.decision, frozen.rules) == ("deny", ("autonomy_frozen",))
+    assert full["context"]["autonomy"] == {"state": "frozen", "reason": "why"}
+    # An agent without a row of its own gets its type's state.
+    other, _ = decide_one(paths, policies, {**query, "agent_id": "finance-agent-09"}, day=EARLY)
+    assert (other.decision, other.zone, other.rules) == ("review", "red", ("autonomy_human_only",))
+    # A context the document brings wins here too.
+    told = {**query, "agent_id": "finance-agent-01", "context": {"autonomy": {"state": "normal"}}}
+    allowed, _ = decide_one(paths, policies, told, day=EARLY)
+    assert allowed.decision == "allow"
+
+
 # --- refresh_decisions -------------------------------------------------------------------------
 
 

@@ -465,9 +465,10 @@ def decide_one(
     paths: Paths, policies: Policies, document: Any, *, day: date | None = None
 ) -> tuple[Decision, Any]:
     """Judge one proposed action now: ``document`` gets the context the lake knows (the type's
-    capabilities, the day's budget status and open drift findings; a context the document
-    brings wins, key by key) and the policies see the action's statistics of the 30 days
-    before ``day`` (default today). Returns the decision and the document as judged."""
+    capabilities, the day's budget status and open drift findings, the agent's autonomy
+    state; a context the document brings wins, key by key) and the policies see the action's
+    statistics of the 30 days before ``day`` (default today). Returns the decision and the
+    document as judged."""
     if not isinstance(document, dict):
         return policies.bundle.evaluate(document), document  # fails closed: not an object
     day = day or datetime.now(UTC).date()
@@ -481,6 +482,9 @@ def decide_one(
         schema={"day": pl.Date, "agent_type": pl.String, "agent_id": pl.String},
     )
     known = action_document(with_context(paths, row).row(0, named=True), policies.registry)
+    autonomy = _autonomy(paths, text("agent_type"), text("agent_id"))
+    if autonomy is not None:
+        known["context"]["autonomy"] = autonomy
     given = document.get("context")
     full = {
         **document,
@@ -488,6 +492,24 @@ def decide_one(
     }
     stats = _stats_documents(action_stats(paths, day, day)).get(day, {})
     return policies.bundle.evaluate(full, {"stats": stats}), full
+
+
+def _autonomy(paths: Paths, agent_type: str | None, agent_id: str | None) -> dict | None:
+    """The agent's state in the last autonomy evaluation (its type's for an unknown agent)."""
+    from agentops_assets.control.tables import AUTONOMY_STATE
+
+    frame = lake.scan(paths.table_uri(AUTONOMY_STATE))
+    if frame is None or agent_type is None:
+        return None
+    rows = frame.filter(
+        (pl.col("agent_type") == agent_type)
+        & (pl.col("agent_id").is_null() | (pl.col("agent_id") == (agent_id or "")))
+    ).collect()
+    own = rows.filter(pl.col("agent_id").is_not_null())
+    chosen = own if own.height else rows
+    if chosen.is_empty():
+        return None
+    return {"state": chosen["state"][0], "reason": chosen["reason"][0]}
 
 
 def decision_id(event_id: str, revision: str) -> str:
