@@ -127,10 +127,17 @@ def test_red_decisions_wait_in_the_queue_and_the_ledger_head_is_published(
     report = ledger.verify()
     assert report.ok and report.head is not None
     assert ledger.anchors()[-1].hash == report.head.hash
+    # Every asset that appends to the ledger publishes the head it left: the newest says the
+    # head of the table (the control asset runs last and appends autonomy changes).
     with dg.DagsterInstance.from_config(str(run_home.dagster_home)) as instance:
-        records = instance.fetch_materializations(dg.AssetKey("audit_ledger"), limit=100).records
+        records = [
+            record
+            for key in ("audit_ledger", "autonomy_state")
+            for record in instance.fetch_materializations(dg.AssetKey(key), limit=100).records
+        ]
     newest = max(records, key=lambda r: r.storage_id).asset_materialization
     assert newest.metadata["head_hash"].value == report.head.hash
+    assert newest.metadata["head_seq"].value == report.head.seq
     assert all(e.passed for e in _checks(run_home, "audit_chain_intact").values())
 
 
@@ -207,3 +214,25 @@ def test_a_policy_change_is_recorded_and_the_judged_days_requested_again(
     assert payload["changed"] == ["agentops.rego"]
     assert context.cursor == payload["revision"] != revision
     assert ledger.verify().ok
+
+
+def test_the_control_group_runs_once_after_the_days_and_publishes_the_file(
+    run_home: Paths,
+) -> None:
+    from agentops_assets.control.output import control_path
+
+    states = pl.read_delta(run_home.table_uri("autonomy_state"))
+    agents = states.filter(pl.col("agent_id").is_not_null())
+    events = pl.read_delta(run_home.table_uri("agent_events"))
+    assert set(agents["agent_id"]) == set(events["agent_id"])
+    assert states["day"].unique().to_list() == [datetime.now(UTC).date()]
+    document = json.loads(control_path(run_home).read_text())
+    assert set(document["agents"]) == set(agents["agent_id"])
+    for agent_id, entry in document["agents"].items():
+        state = agents.filter(pl.col("agent_id") == agent_id)["state"][0]
+        assert entry["state"] == state
+        assert entry["allowed_tools"] or state == "frozen"
+    with dg.DagsterInstance.from_config(str(run_home.dagster_home)) as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="control_job"))
+    assert len(runs) == 1 and runs[0].is_success
+    assert list(_checks(run_home, "no_frozen_agents").values())[-1].passed

@@ -13,6 +13,7 @@ from agentops_assets.defs import metadata_table
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.drift.tables import BEHAVIOR_ANOMALIES, DRIFT_FINDINGS
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE
+from agentops_assets.governance.ledger import AuditLedger
 from agentops_assets.governance.tables import CAPABILITY_VIOLATIONS
 from agentops_assets.storage.policy_file import PolicyFileError
 
@@ -40,7 +41,15 @@ def autonomy_state(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
         f"{update.states.height} agents and types evaluated for {update.day}: "
         f"{update.changes.height} change(s); control file {update.control_file}"
     )
-    return dg.MaterializeResult(metadata=describe(update.states, update.changes))
+    head = AuditLedger(lake.paths).head()
+    return dg.MaterializeResult(
+        metadata={
+            **describe(update.states, update.changes),
+            # Its changes went to the audit ledger: the head is published here too.
+            "head_seq": dg.MetadataValue.int(head.seq if head else 0),
+            "head_hash": dg.MetadataValue.text(head.hash if head else ""),
+        }
+    )
 
 
 def describe(states: pl.DataFrame, changes: pl.DataFrame) -> dict[str, Any]:

@@ -103,7 +103,7 @@ def ledger(report: VerifyReport, appended: dict[str, int]) -> dict[str, Any]:
     figures: dict[str, Any] = {
         f"appended_{kind}": dg.MetadataValue.int(count) for kind, count in appended.items()
     }
-    figures["entries"] = dg.MetadataValue.int(report.head.seq if report.head else 0)
+    figures["head_seq"] = dg.MetadataValue.int(report.head.seq if report.head else 0)
     figures["head_hash"] = dg.MetadataValue.text(report.head.hash if report.head else "")
     figures["chain_intact"] = dg.MetadataValue.bool(report.ok)
     return figures
