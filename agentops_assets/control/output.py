@@ -34,10 +34,12 @@ def document(
     registry: CapabilityRegistry | None,
     budgets: Mapping[str, str],
     *,
+    routes: Mapping[tuple[str, str | None], Mapping[str, Any]] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The control document: per agent and per type its state, why, since and until when,
-    the tools it may call in that state, and its type's budget status of the day."""
+    the tools it may call in that state, its type's budget status of the day, and its
+    failover route."""
     agents: dict[str, Any] = {}
     types: dict[str, Any] = {}
     for row in states.iter_rows(named=True):
@@ -52,7 +54,7 @@ def document(
             "until": row["until"].isoformat() if row["until"] else None,
             "allowed_tools": allowed_tools(registry, row["agent_type"], row["state"]),
             "budget_status": budgets.get(row["agent_type"], "ok"),
-            "failover_route": None,
+            "failover_route": (routes or {}).get((row["agent_type"], row["agent_id"])),
         }
         if row["agent_id"] is None:
             types[row["agent_type"]] = entry

@@ -10,6 +10,13 @@ import polars as pl
 
 from agentops_assets.control import overrides
 from agentops_assets.control.evidence import read_evidence
+from agentops_assets.control.failover import (
+    FAILOVER_FILE,
+    FailoverPolicy,
+    load_failover_policy,
+    provider_health,
+    routes,
+)
 from agentops_assets.control.output import control_path, document, write_atomically
 from agentops_assets.control.policy import AUTONOMY_FILE, AutonomyPolicy, load_autonomy_policy
 from agentops_assets.control.states import HISTORY_DAYS, evaluate
@@ -50,11 +57,21 @@ def autonomy_policy(paths: Paths) -> AutonomyPolicy:
     return load_autonomy_policy(paths.policy_file(AUTONOMY_FILE))
 
 
+def failover_policy(paths: Paths) -> FailoverPolicy:
+    """``failover.yaml`` from the policies folder, else the shipped one.
+
+    Raises:
+        PolicyFileError: The file is invalid; the message names its line.
+    """
+    return load_failover_policy(paths.policy_file(FAILOVER_FILE))
+
+
 def refresh_autonomy(
     paths: Paths, day: date | None = None, *, now: datetime | None = None
 ) -> AutonomyUpdate:
     """The states of ``day`` (default: today): ``autonomy_state`` rewritten, each change
-    appended to ``autonomy_history`` and the audit ledger, the control file replaced.
+    appended to ``autonomy_history`` and the audit ledger, the control file replaced (with
+    each agent's failover route, ``failover.yaml``).
 
     Evaluating a day again changes nothing unless the evidence or an override did.
     """
@@ -87,7 +104,11 @@ def refresh_autonomy(
             AuditLedger(paths).append(_entries(changes))
         path = control_path(paths)
         registry = load_registry(paths)
-        write_atomically(path, document(states, day, registry, _budgets(paths, day), now=now))
+        failover = routes(states, provider_health(paths, day), failover_policy(paths))
+        write_atomically(
+            path,
+            document(states, day, registry, _budgets(paths, day), routes=failover, now=now),
+        )
     return AutonomyUpdate(day, states, changes, path)
 
 
