@@ -344,7 +344,13 @@ def test_a_supervisors_freeze_wins_and_outlives_the_evidence(paths):
 def test_an_override_with_until_expires_back_to_the_rules(paths):
     violation(paths, DAY, FIN, "fa-1")
     override = Override(
-        FIN, "fa-1", "frozen", "look at it", "alice", since=at(DAY, 8), until=at(DAY + timedelta(2))
+        FIN,
+        "fa-1",
+        "frozen",
+        "look at it",
+        "alice",
+        since=at(DAY, 8),
+        until=at(DAY + timedelta(days=2)),
     )
     during = row(states_on(paths, DAY, overrides=[override], now=at(DAY)), FIN, "fa-1")
     assert (during["state"], during["until"]) == ("frozen", DAY + timedelta(days=2))
@@ -470,7 +476,7 @@ def _history(paths: Paths) -> pl.DataFrame:
 
 def test_refresh_publishes_states_history_and_ledger(paths):
     _ingest_agents(paths)
-    drift(paths, DAY, OPS)
+    finding = drift(paths, DAY, OPS)
     violation(paths, DAY, FIN, "fa-1")
     update = refresh_autonomy(paths, DAY, now=at(DAY, 13))
 
@@ -487,14 +493,15 @@ def test_refresh_publishes_states_history_and_ledger(paths):
         check_dtypes=False,
     )
 
-    changes = {
-        (r["agent_type"], r["agent_id"]): r for r in _history(paths).iter_rows(named=True)
+    changes = {(r["agent_type"], r["agent_id"]): r for r in _history(paths).iter_rows(named=True)}
+    summary = {
+        k: (v["from_state"], v["to_state"], v["rule"], v["actor"]) for k, v in changes.items()
     }
-    assert {k: (v["from_state"], v["to_state"], v["rule"], v["actor"]) for k, v in changes.items()} == {
+    assert summary == {
         (OPS, None): ("normal", "human_only", "critical_confidence_drift", SYSTEM_ACTOR),
         (OPS, "ops-1"): ("normal", "human_only", "agent_type", SYSTEM_ACTOR),
         (FIN, "fa-1"): ("normal", "sandboxed", "capability_violation", SYSTEM_ACTOR),
-    }  # fmt: skip
+    }
     assert update.changes.height == 3
 
     # A supervisor freezes fa-2: the change is the supervisor's.
@@ -530,14 +537,16 @@ def test_refresh_publishes_states_history_and_ledger(paths):
         ]
     )
     payload = json.loads(entries.filter(pl.col("subject") == "type:OpsAgent")["payload"][0])
-    assert payload | {"reason": None} == {
+    ops_finding = changes[(OPS, None)]["evidence_ids"]
+    assert ops_finding == [finding]
+    assert payload == {
         "agent_type": OPS,
         "agent_id": None,
         "from": "normal",
         "to": "human_only",
         "rule": "critical_confidence_drift",
-        "reason": None,
-        "evidence_ids": payload["evidence_ids"],
+        "reason": changes[(OPS, None)]["reason"],
+        "evidence_ids": ops_finding,
         "day": DAY.isoformat(),
     }
     assert len(payload["evidence_ids"]) == 1
@@ -637,10 +646,9 @@ def test_readers_never_see_a_partial_control_file(paths, tmp_path):
     registry = load_registry(paths)
     small = update.states
     # A large document too (2,000 agents), so a torn write would be likely to show.
-    many = pl.concat(
-        [small.filter(pl.col("agent_id").is_null())]
-        + [small.filter(pl.col("agent_id") == "fa-1").with_columns(pl.lit(f"a-{n}").alias("agent_id")) for n in range(2000)]  # fmt: skip
-    )
+    fa1 = small.filter(pl.col("agent_id") == "fa-1")
+    clones = [fa1.with_columns(pl.lit(f"a-{n}").alias("agent_id")) for n in range(2000)]
+    many = pl.concat([small.filter(pl.col("agent_id").is_null()), *clones])
     documents = []
     for states in (small, many):
         content = document(states, DAY, registry, {FIN: "ok"}, now=at(DAY, 13))

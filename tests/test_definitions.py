@@ -116,10 +116,13 @@ def test_agentops_run_records_the_run_in_the_local_dagster_home(paths: Paths) ->
         assert "agent_events" in result.output and "passed" in result.output
         with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
             runs = instance.get_runs()
-        # Ingestion and memory first, then FinOps and drift: one run per day with telemetry.
+        # Ingestion and memory first, then FinOps, drift and governance: one run per day with
+        # telemetry; then the autonomy states, once, from those days' findings.
         ordered = list(reversed(runs))
-        assert [r.job_name for r in ordered] == ["__ASSET_JOB"] + ["daily_job"] * 3
-        days = [r.tags["dagster/partition"] for r in ordered[1:]]
+        assert [r.job_name for r in ordered] == (
+            ["__ASSET_JOB"] + ["daily_job"] * 3 + ["control_job"]
+        )
+        days = [r.tags["dagster/partition"] for r in ordered[1:4]]
         assert days == ["2026-11-18", "2026-11-19", "2026-11-20"]
         assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
     finally:
