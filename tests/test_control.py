@@ -213,7 +213,7 @@ def test_a_capability_violation_sandboxes_the_agent(paths):
         "capability_violation",
         [event_id],
     )
-    assert fa1["until"] == DAY + timedelta(days=4)
+    assert fa1["until"] == DAY + timedelta(days=8)  # quiet_days 7: a week in the sandbox
 
 
 def test_violations_on_two_days_within_seven_freeze_the_agent(paths):
@@ -607,7 +607,7 @@ def test_the_control_file_lists_states_tools_and_budgets(paths):
     assert content["agent_types"][FIN]["budget_status"] == "breach"
     assert ops1["budget_status"] == "warning"
     assert fa1["since"] == DAY.isoformat()
-    assert fa1["until"] == (DAY + timedelta(days=4)).isoformat()
+    assert fa1["until"] == (DAY + timedelta(days=8)).isoformat()  # a violation: quiet_days 7
     assert fa1["evidence_ids"] and fa1["reason"]
     assert sorted(p.name for p in update.control_file.parent.iterdir()) == ["autonomy.json"]
 
@@ -673,3 +673,18 @@ def test_readers_never_see_a_partial_control_file(paths, tmp_path):
     assert result["reads"] > 200
     assert result["seen"] >= 20  # the reader really ran alongside the writes
     assert sorted(p.name for p in path.parent.iterdir()) == ["autonomy.json"]
+
+
+def test_of_two_rules_setting_one_state_the_longer_hold_says_until_when(paths):
+    # rogue_behaviour (3 quiet days) and capability_violation (7) both sandbox fa-1 on DAY:
+    # the state ends when the longer hold ends, and that rule is named.
+    anomaly(paths, DAY, FIN, "fa-1", unseen=["iam.create_key"])
+    violation(paths, DAY, FIN, "fa-1")
+    fa1 = row(states_on(paths, DAY), FIN, "fa-1")
+    assert (fa1["state"], fa1["rule"], fa1["until"]) == (
+        "sandboxed",
+        "capability_violation",
+        DAY + timedelta(days=8),
+    )
+    later = row(states_on(paths, DAY + timedelta(days=5)), FIN, "fa-1")
+    assert (later["state"], later["since"]) == ("sandboxed", DAY)

@@ -559,15 +559,19 @@ def _print_control_summary(paths: Paths) -> None:
         f"{states.filter(pl.col('agent_id').is_not_null()).height} agents restricted; "
         f"runtimes read {control_path(paths)}"
     )
-    for row in restricted.filter(pl.col("rule") != "agent_type").iter_rows(named=True):
+    # Types, and agents restricted by their own evidence (not only through their type).
+    shown = restricted.filter(
+        (pl.col("rule") != "agent_type") | pl.col("reason").str.contains("its own state")
+    )
+    for row in shown.iter_rows(named=True):
         who = row["agent_id"] or f"every {row['agent_type']}"
-        console.print(f"  {who}: [bold]{row['state']}[/] until {row['until']} ({row['reason']})")
-    if restricted.height:
-        first = restricted.row(0, named=True)
-        subject = first["agent_id"] or first["agent_type"]
-        console.print(
-            f'  agentops control status; agentops control release {subject} --reason "..."'
-        )
+        until = f" until {row['until']}" if row["until"] else ""
+        console.print(f"  {who}: [bold]{row['state']}[/]{until} ({row['reason']})")
+    if shown.height:
+        console.print("  agentops control status")
+        for row in shown.head(3).iter_rows(named=True):
+            subject = row["agent_id"] or row["agent_type"]
+            console.print(f'  agentops control release {subject} --reason "..."')
 
 
 def _verdict(row: dict, history: int) -> tuple[str, str]:

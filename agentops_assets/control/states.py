@@ -124,7 +124,8 @@ def daily_states(
                 ).alias("held"),
                 pl.lit(rule.name).alias("rule"),
                 pl.lit(rule.state).alias("state"),
-                pl.lit(RANK[rule.state] * 1000 - order).alias("rank"),  # the first rule wins a tie
+                pl.lit(RANK[rule.state]).alias("rank"),
+                pl.lit(-order).alias("priority"),
                 (pl.col("day") + timedelta(days=rule.quiet_days + 1)).alias("until"),
             )
             .drop("day")
@@ -142,7 +143,9 @@ def daily_states(
         )  # fmt: skip
     return (
         pl.concat(held)
-        .sort("rank", "fired", descending=True)
+        # The most restricted state wins; of rules setting it, the one holding longest (so
+        # `until` is when the state really ends), then the latest fired, then the first listed.
+        .sort("rank", "until", "fired", "priority", descending=True)
         .group_by(*_SUBJECT, "day", maintain_order=True)
         .first()
         .select(*_SUBJECT, "day", "state", "rule", "fired", "until", "evidence_ids")
@@ -292,7 +295,17 @@ def _inherit(states: pl.DataFrame) -> pl.DataFrame:
         pl.when(weaker).then(pl.col("type_state")).otherwise(pl.col("state")).alias("state"),
         pl.when(weaker).then(pl.lit("agent_type")).otherwise(pl.col("rule")).alias("rule"),
         pl.when(weaker)
-        .then(pl.format("its type {} is {}", pl.col("agent_type"), pl.col("type_state")))
+        .then(
+            pl.when(pl.col("state") == "normal")
+            .then(pl.format("its type {} is {}", pl.col("agent_type"), pl.col("type_state")))
+            .otherwise(
+                pl.format(
+                    "its type {} is {}; its own state: {} ({})",
+                    pl.col("agent_type"), pl.col("type_state"), pl.col("state"),
+                    pl.col("reason"),
+                )
+            )
+        )
         .otherwise(pl.col("reason"))
         .alias("reason"),
         pl.when(weaker).then(pl.col("type_evidence")).otherwise(pl.col("evidence_ids"))
