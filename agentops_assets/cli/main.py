@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentops_assets.cli.chaos import chaos
 from agentops_assets.cli.control import control
 from agentops_assets.cli.drift import anomalies, drift
 from agentops_assets.cli.finops import finops
@@ -690,6 +691,7 @@ main.add_command(policy)
 main.add_command(review)
 main.add_command(audit)
 main.add_command(control)
+main.add_command(chaos)
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from agentops_assets.defs.control.assets import autonomy_state
+from agentops_assets.defs.control.chaos import chaos_job, chaos_weekly_schedule
 from agentops_assets.defs.control.checks import no_frozen_agents
 from agentops_assets.defs.control.sensors import (
     control_daily_schedule,
@@ -13,7 +14,7 @@ from agentops_assets.defs.control.sensors import (
 defs = dg.Definitions(
     assets=[autonomy_state],
     asset_checks=[no_frozen_agents],
-    jobs=[control_job],
+    jobs=[control_job, chaos_job],
     sensors=[findings_sensor],
-    schedules=[control_daily_schedule],
+    schedules=[control_daily_schedule, chaos_weekly_schedule],
 )
