@@ -11,7 +11,8 @@ The scenario names are a contract (``agentops chaos list``):
 - ``provider_outage``: half of the type's LLM calls to its main provider fail.
 - ``corrupted_context``: one agent receives empty or garbled input context.
 - ``contradictory_memory``: two agents of a type write opposite values of one fact.
-- ``runaway_cost``: the type's LLM calls repeat ten times over (a re-prompt storm).
+- ``runaway_cost``: the type's LLM calls repeat (a re-prompt storm) until it spends twice its
+  daily cap.
 - ``rogue_agent``: one agent calls tools outside its type's registry.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.schema import AGENT_EVENTS, FIELDS
 
 CHAOS_DRILLS: Final = "chaos_drills"
+MAX_STORM: Final = 200  # at most this many times each LLM call of a runaway type
 ROGUE_TOOLS: Final = ("iam.create_access_key", "db.export_table", "s3.put_bucket_policy")
 GARBLED: Final = ""  # an empty context: what a broken serialiser sends
 DRILL_SCHEMA: Final = pl.Schema(
@@ -94,7 +97,7 @@ class Scenario:
     name: str
     injects: str
     expected: str
-    choose: Callable[[pl.DataFrame, date, int], Target]
+    choose: Callable[[pl.DataFrame, date, int, Paths], Target]
     fault: Callable[[list[dict[str, Any]], Target], list[dict[str, Any]]]
     check: Callable[[Paths, Target, datetime], Reaction]
 
@@ -186,7 +189,7 @@ def _agent_target(events: pl.DataFrame, source: date, seed: int) -> Target:
     return Target(agent_type, (agents[seed % len(agents)],), source, datetime.now(UTC).date())
 
 
-def _choose_tool(events: pl.DataFrame, source: date, seed: int) -> Target:
+def _choose_tool(events: pl.DataFrame, source: date, seed: int, paths: Paths) -> Target:
     target = _type_target(events, source, seed)
     calls = (
         events.filter((pl.col("agent_type") == target.agent_type) & (pl.col("kind") == "tool_call"))
@@ -199,7 +202,7 @@ def _choose_tool(events: pl.DataFrame, source: date, seed: int) -> Target:
     return Target(**{**target.__dict__, "detail": {"tool": calls["action"][0]}})
 
 
-def _choose_provider(events: pl.DataFrame, source: date, seed: int) -> Target:
+def _choose_provider(events: pl.DataFrame, source: date, seed: int, paths: Paths) -> Target:
     target = _type_target(events, source, seed)
     llm = (
         events.filter((pl.col("agent_type") == target.agent_type) & (pl.col("kind") == "llm_call"))
@@ -212,7 +215,7 @@ def _choose_provider(events: pl.DataFrame, source: date, seed: int) -> Target:
     return Target(**{**target.__dict__, "detail": {"provider": llm["provider"][0]}})
 
 
-def _choose_pair(events: pl.DataFrame, source: date, seed: int) -> Target:
+def _choose_pair(events: pl.DataFrame, source: date, seed: int, paths: Paths) -> Target:
     target = _type_target(events, source, seed)
     if len(target.agent_ids) < 2:
         raise DrillError(f"{target.agent_type} has one agent: a contradiction needs two.")
@@ -276,12 +279,38 @@ def _contradict(records: list[dict[str, Any]], target: Target) -> list[dict[str,
     return out
 
 
+def _choose_storm(events: pl.DataFrame, source: date, seed: int, paths: Paths) -> Target:
+    """The type, and how many times its calls repeat: enough to pass its daily cap twice
+    (a storm that stays under the cap is not a runaway)."""
+    from agentops_assets.finops.budgets import load_budgets
+    from agentops_assets.finops.tables import BUDGETS_FILE, EVENT_COSTS
+
+    target = _type_target(events, source, seed)
+    budgets = load_budgets(paths.policy_file(BUDGETS_FILE))
+    own = [b for b in budgets if b.agent_type == target.agent_type]  # else the "*" default
+    caps = [b.daily_usd for b in own or [b for b in budgets if b.agent_type == "*"]
+            if b.daily_usd is not None and b.provider is None and b.model is None]  # fmt: skip
+    costs = lake.scan(paths.table_uri(EVENT_COSTS))
+    spent = (
+        costs.filter((pl.col("event_date") == source) & (pl.col("agent_type") == target.agent_type))
+        .select(pl.col("cost_usd").sum())
+        .collect()
+        .item()
+        if costs is not None
+        else None
+    ) or 0.0
+    times = 10
+    if caps and spent > 0:
+        times = max(times, min(MAX_STORM, math.ceil(2 * min(caps) / spent)))
+    return Target(**{**target.__dict__, "detail": {"times": times, "spent": spent}})
+
+
 def _storm(records: list[dict[str, Any]], target: Target) -> list[dict[str, Any]]:
     out = list(records)
     for record in records:
         if record.get("kind") != "llm_call":
             continue
-        for n in range(1, 10):
+        for n in range(1, target.detail.get("times", 10)):
             copy = dict(record)
             copy["event_id"] = _new_id(f"storm-{n}", record["event_id"])
             copy["parent_id"] = record.get("parent_id")
@@ -472,16 +501,16 @@ SCENARIOS: Final[dict[str, Scenario]] = {
                  _fail_provider, _check_provider),
         Scenario("corrupted_context", "one agent gets empty input context all day",
                  "a context_defect_rate drift finding, alerted",
-                 lambda e, d, s: _agent_target(e, d, s), _garble, _check_context),
+                 lambda e, d, s, p: _agent_target(e, d, s), _garble, _check_context),
         Scenario("contradictory_memory", "two agents of a type write opposite values of a fact",
                  "a conflict finding between the two agents", _choose_pair, _contradict,
                  _check_memory),
-        Scenario("runaway_cost", "every LLM call of the type repeats ten times over",
-                 "a budget breach of the type, which is throttled", lambda e, d, s:
-                 _type_target(e, d, s), _storm, _check_cost),
+        Scenario("runaway_cost", "the type's LLM calls repeat until it spends twice its daily cap",
+                 "a budget breach of the type, which is throttled", _choose_storm, _storm,
+                 _check_cost),
         Scenario("rogue_agent", "one agent calls IAM, export and bucket-policy tools",
                  "capability violations, the agent sandboxed, alerted and in the ledger",
-                 lambda e, d, s: _agent_target(e, d, s), _go_rogue, _check_rogue),
+                 lambda e, d, s, p: _agent_target(e, d, s), _go_rogue, _check_rogue),
     )
 }  # fmt: skip
 

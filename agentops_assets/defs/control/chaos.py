@@ -62,7 +62,7 @@ def run_drill(
         report(f"copying {paths.home} to a scratch home (the live tables are not touched)")
         scratch = scratch_copy(paths, folder / "home")
         source_day, events = last_day_events(scratch)
-        target = chosen.choose(events, source_day, seed)
+        target = chosen.choose(events, source_day, seed, scratch)
         records = chosen.fault(replay(events, target, f"{scenario}:{started.isoformat()}"), target)
         injected = datetime.now(UTC)
         write_landing(scratch, f"chaos-{scenario}", records)

@@ -1,0 +1,120 @@
+"""Chaos drills end to end on a real home: the fault goes into a scratch copy through the real
+pipeline, the live tables stay as they were, and the outcome lands in chaos_drills."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from deltalake import DeltaTable
+
+from agentops_assets.cli.main import main
+from agentops_assets.control.chaos import CHAOS_DRILLS, SCENARIOS
+from agentops_assets.simulator import simulate
+from agentops_assets.storage import lake
+from agentops_assets.storage.config import Paths
+
+DAYS = 3
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
+    """Three days of a small fleet ending yesterday, run through `agentops run`."""
+    root = tmp_path_factory.mktemp("chaos")
+    start = datetime.now(UTC).date() - timedelta(days=DAYS)
+    saved = {name: os.environ.get(name) for name in ("AGENTOPS_HOME", "AGENTOPS_POLICIES")}
+    os.environ["AGENTOPS_HOME"] = str(root)
+    os.environ.pop("AGENTOPS_POLICIES", None)
+    try:
+        paths = Paths.from_env()
+        simulate(
+            paths.landing, paths.simulator, agents=8, days=DAYS, seed=3, start=start,
+            cycles_per_agent_day=30, incidents=[],
+        )  # fmt: skip
+        result = CliRunner().invoke(main, ["run"])
+        assert result.exit_code == 0, result.output
+        yield paths
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _versions(paths: Paths) -> dict[str, int]:
+    return {
+        name: DeltaTable(uri).version()
+        for name, uri in lake.list_tables(paths).items()
+        if name != CHAOS_DRILLS
+    }
+
+
+def _drill(paths: Paths, *args: str):
+    os.environ["AGENTOPS_HOME"] = str(paths.home)
+    return CliRunner().invoke(main, ["chaos", *args])
+
+
+def test_the_scenario_names_are_the_contract() -> None:
+    assert list(SCENARIOS) == [
+        "broken_tool_api", "provider_outage", "corrupted_context", "contradictory_memory",
+        "runaway_cost", "rogue_agent",
+    ]  # fmt: skip
+    listed = CliRunner().invoke(main, ["chaos", "list"]).output
+    assert all(name in listed for name in SCENARIOS)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "detected_by"),
+    [
+        ("rogue_agent", "capability_violations"),
+        ("runaway_cost", "budget_compliance"),
+        ("provider_outage", "autonomy_state (failover route)"),
+    ],
+)
+def test_a_drill_reacts_on_a_copy_and_leaves_the_live_tables_alone(
+    home: Paths, scenario: str, detected_by: str
+) -> None:
+    before = _versions(home)
+    anchors = (home.home / "audit" / "anchors.jsonl").read_bytes()
+    result = _drill(home, "run", scenario)
+    assert result.exit_code == 0, result.output
+    assert "reacted as expected" in result.output
+    assert _versions(home) == before  # the live lake did not change ...
+    assert (home.home / "audit" / "anchors.jsonl").read_bytes() == anchors  # ... nor its ledger
+    drills = pl.read_delta(home.table_uri(CHAOS_DRILLS)).filter(pl.col("scenario") == scenario)
+    row = drills.row(-1, named=True)
+    assert row["passed"] and row["detected_by"] == detected_by
+    assert 0 < row["seconds_to_react"] < 600
+    assert not list(Path(home.landing).glob("chaos-*"))  # nothing landed in the live home
+
+
+def test_a_rogue_drill_names_the_state_change_alerts_and_ledger(home: Paths) -> None:
+    result = _drill(home, "run", "rogue_agent", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    row = pl.read_delta(home.table_uri(CHAOS_DRILLS)).sort("finished_at").row(-1, named=True)
+    assert row["state_change"].endswith("sandboxed")
+    assert row["alerts"] >= 1 and row["ledger_entries"] >= 9  # a red decision per rogue call
+    assert "calls outside the registry" in row["detail"]
+
+
+def test_a_drill_without_the_expected_reaction_exits_1(home: Paths) -> None:
+    # No asset compares one agent's memory with another's yet: the drill says so.
+    result = _drill(home, "run", "contradictory_memory")
+    assert result.exit_code == 1
+    assert "NOT as expected" in result.output
+    row = pl.read_delta(home.table_uri(CHAOS_DRILLS)).sort("finished_at").row(-1, named=True)
+    assert (row["scenario"], row["passed"]) == ("contradictory_memory", False)
+
+
+def test_a_drill_on_an_empty_home_is_one_sentence(tmp_path: Path) -> None:
+    empty = Paths(home=tmp_path / "empty", lake_uri=str(tmp_path / "empty" / "lake"))
+    empty.home.mkdir()
+    result = _drill(empty, "run", "rogue_agent")
+    assert result.exit_code == 1
+    assert "no telemetry to replay" in result.output and "Traceback" not in result.output
