@@ -3,7 +3,6 @@ pipeline, the live tables stay as they were, and the outcome lands in chaos_dril
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from agentops_assets.control.chaos import CHAOS_DRILLS, SCENARIOS
 from agentops_assets.simulator import simulate
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
+from tests.conftest import environment
 
 DAYS = 3
 
@@ -27,10 +27,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
     """Three days of a small fleet ending yesterday, run through `agentops run`."""
     root = tmp_path_factory.mktemp("chaos")
     start = datetime.now(UTC).date() - timedelta(days=DAYS)
-    saved = {name: os.environ.get(name) for name in ("AGENTOPS_HOME", "AGENTOPS_POLICIES")}
-    os.environ["AGENTOPS_HOME"] = str(root)
-    os.environ.pop("AGENTOPS_POLICIES", None)
-    try:
+    with environment(AGENTOPS_HOME=str(root), AGENTOPS_POLICIES=None):
         paths = Paths.from_env()
         simulate(
             paths.landing, paths.simulator, agents=8, days=DAYS, seed=3, start=start,
@@ -39,12 +36,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
         result = CliRunner().invoke(main, ["run"])
         assert result.exit_code == 0, result.output
         yield paths
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _versions(paths: Paths) -> dict[str, int]:
@@ -56,8 +47,7 @@ def _versions(paths: Paths) -> dict[str, int]:
 
 
 def _drill(paths: Paths, *args: str):
-    os.environ["AGENTOPS_HOME"] = str(paths.home)
-    return CliRunner().invoke(main, ["chaos", *args])
+    return CliRunner().invoke(main, ["chaos", *args], env={"AGENTOPS_HOME": str(paths.home)})
 
 
 def test_the_scenario_names_are_the_contract() -> None:

@@ -4,7 +4,6 @@ and a broken chain, and the sensor re-judges when the policies change."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from agentops_assets.governance.ledger import AuditLedger
 from agentops_assets.governance.tampering import edit, forge
 from agentops_assets.simulator import simulate
 from agentops_assets.storage.config import Paths
+from tests.conftest import environment
 
 DAYS = 3
 
@@ -29,10 +29,7 @@ def run_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
     """Three days of a small fleet with a rogue agent, materialized by `agentops run`."""
     root = tmp_path_factory.mktemp("governance-defs")
     start = datetime.now(UTC).date() - timedelta(days=DAYS + 1)
-    saved = {name: os.environ.get(name) for name in ("AGENTOPS_HOME", "AGENTOPS_POLICIES")}
-    os.environ["AGENTOPS_HOME"] = str(root)
-    os.environ.pop("AGENTOPS_POLICIES", None)
-    try:
+    with environment(AGENTOPS_HOME=str(root), AGENTOPS_POLICIES=None):
         paths = Paths.from_env()
         simulate(
             paths.landing,
@@ -47,12 +44,6 @@ def run_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
         result = CliRunner().invoke(main, ["run"])
         assert result.exit_code == 0, result.output
         yield paths
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _rogue(paths: Paths) -> dict:
