@@ -38,6 +38,10 @@ routes:
 """
 
 
+# The copy's runs log warnings only: the drill reports what matters itself.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 @dataclass(frozen=True)
 class Drill:
     """One drill's outcome (the row appended to ``chaos_drills``) and its target."""
@@ -119,7 +123,7 @@ def _pipeline(scratch: Paths, day: date, report: Callable[[str], None]) -> None:
             ("control_job", {}),
         ):
             result = defs.resolve_job_def(job).execute_in_process(
-                instance=instance, raise_on_error=False, tags=tags
+                instance=instance, raise_on_error=False, tags=tags, run_config=_QUIET
             )
             if not result.success:
                 failure = next((e for e in result.all_events if e.is_step_failure), None)
