@@ -86,6 +86,6 @@ def run(scenario: str, seed: int) -> None:
     ):
         table.add_row(name, value)
     console.print(table)
-    console.print("Recorded in chaos_drills: agentops sql \"SELECT * FROM chaos_drills\"")
+    console.print('Recorded in chaos_drills: agentops sql "SELECT * FROM chaos_drills"')
     if not row["passed"]:
         sys.exit(1)
