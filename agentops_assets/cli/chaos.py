@@ -30,7 +30,12 @@ def chaos() -> None:
 
 @chaos.command(name="list")
 def list_scenarios() -> None:
-    """The scenarios, what each injects, and the reaction expected."""
+    """The scenarios, what each injects, and the reaction expected.
+
+    \b
+    Example:
+      agentops chaos list
+    """
     table = Table(title="Chaos scenarios", title_justify="left")
     for column in ("scenario", "injects", "expected reaction"):
         table.add_column(column, overflow="fold")
