@@ -26,6 +26,7 @@ from agentops_assets.control.tables import (
     CURRENT_SCHEMA,
     HISTORY_SCHEMA,
 )
+from agentops_assets.finops.compliance import STATUS_RANK
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE
 from agentops_assets.governance.capabilities import load_registry
 from agentops_assets.governance.ledger import AuditLedger, Entry
@@ -35,7 +36,6 @@ from agentops_assets.telemetry.schema import AGENT_EVENTS
 
 SYSTEM_ACTOR = "agentops.control"
 AGENT_DAYS = 30  # an agent seen in agent_events within this many days has a row
-_BUDGET_RANK = {"ok": 0, "warning": 1, "breach": 2}
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,6 @@ def _budgets(paths: Paths, day: date) -> dict[str, str]:
     )
     worst: dict[str, str] = {}
     for agent_type, status in rows.iter_rows():
-        if _BUDGET_RANK.get(status, 0) >= _BUDGET_RANK.get(worst.get(agent_type, "ok"), 0):
+        if STATUS_RANK.get(status, 0) >= STATUS_RANK.get(worst.get(agent_type, "ok"), 0):
             worst[agent_type] = status
     return worst

@@ -16,6 +16,7 @@ from agentops_assets.finops.budgets import ANY_AGENT, Budget
 from agentops_assets.finops.formats import EXACT_BELOW
 
 Status = Literal["ok", "warning", "breach"]
+STATUS_RANK: Final[dict[str, int]] = {"ok": 0, "warning": 1, "breach": 2}  # worse is higher
 
 COMPLIANCE_SCHEMA: Final[dict[str, pl.DataType]] = {
     "day": pl.Date(),

@@ -35,6 +35,7 @@ import orjson
 import polars as pl
 
 from agentops_assets.drift.tables import DRIFT_FINDINGS
+from agentops_assets.finops.compliance import STATUS_RANK
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE
 from agentops_assets.governance.capabilities import (
     CAPABILITIES_FILE,
@@ -54,7 +55,6 @@ DRIFT_DAYS: Final = 2  # findings of the day and the day before count as open
 EVALUATION_THREADS: Final = 4  # at most this many bundles judge at once (one per core)
 PARALLEL_FROM: Final = 2000  # distinct documents from which judging uses several cores
 _DECISION_IDS: Final = uuid.UUID("5b0c1f3e-8f39-4c53-9b7e-0a6f2d1c9e41")
-_BUDGET_RANK: Final = {"ok": 0, "warning": 1, "breach": 2}
 
 # Action-document fields and the columns of the actions frame they come from.
 _DOCUMENT_COLUMNS: Final = {
@@ -254,12 +254,12 @@ def _with_budget(paths: Paths, actions: pl.DataFrame, first: date, last: date) -
         return actions.with_columns(pl.lit(None, pl.String).alias("budget_status"))
     ranked = (
         compliance.filter(pl.col("day").is_between(first, last))
-        .select("day", "agent_type", pl.col("status").replace_strict(_BUDGET_RANK, default=0))
+        .select("day", "agent_type", pl.col("status").replace_strict(STATUS_RANK, default=0))
         .collect()
     )
     by_type = ranked.filter(pl.col("agent_type").is_not_null()).group_by("day", "agent_type")
     fleet = ranked.filter(pl.col("agent_type").is_null()).group_by("day")
-    names = {rank: name for name, rank in _BUDGET_RANK.items()}
+    names = {rank: name for name, rank in STATUS_RANK.items()}
     return (
         actions.join(
             by_type.agg(pl.col("status").max().alias("type_rank")),
