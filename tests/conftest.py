@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -53,23 +50,3 @@ def write_jsonl(path: Path, records: list[object], *, compress: bool = False) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(data) if compress else data)
     return path
-
-
-@contextmanager
-def environment(**values: str | None) -> Iterator[None]:
-    """Set (a string) or unset (None) environment variables, and restore them afterwards; for
-    module-scoped fixtures, which cannot use monkeypatch."""
-    saved = {name: os.environ.get(name) for name in values}
-    for name, value in values.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

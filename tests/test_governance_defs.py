@@ -18,8 +18,7 @@ from agentops_assets.cli.main import main
 from agentops_assets.governance.ledger import AuditLedger
 from agentops_assets.governance.tampering import edit, forge
 from agentops_assets.simulator import simulate
-from agentops_assets.storage.config import Paths
-from tests.conftest import environment
+from agentops_assets.storage.config import Paths, environment
 
 DAYS = 3
 

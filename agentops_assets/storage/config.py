@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +79,23 @@ class Paths:
     def table_uri(self, name: str) -> str:
         """URI of the Delta table called ``name``."""
         return f"{self.lake_uri}/{name}"
+
+
+@contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (a string) or unset (None) environment variables for the ``with`` block, and
+    restore them afterwards (e.g. to run the pipeline on another home in this process)."""
+    saved = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -1,7 +1,6 @@
 """Chaos drills through the real pipeline: ingestion, the day's FinOps, drift, governance and
 alerts, then the autonomy states, on a scratch copy of the home; and the weekly drill."""
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from agentops_assets.control.chaos import (
     write_landing,
 )
 from agentops_assets.defs.resources import LakeResource
-from agentops_assets.storage.config import Paths
+from agentops_assets.storage.config import Paths, environment
 
 # Drills write their alerts to a file in the scratch home only: a drill never pages anyone.
 _DRILL_ALERTS = """sinks:
@@ -93,22 +92,12 @@ def _drill_env(live: Paths, scratch: Paths, folder: Path) -> Iterator[None]:
         if path.suffix in (".yaml", ".rego"):
             shutil.copy2(path, policies / path.name)
     (policies / "alerts.yaml").write_text(_DRILL_ALERTS)
-    saved = {
-        k: os.environ.get(k) for k in ("AGENTOPS_HOME", "AGENTOPS_LAKE_URI", "AGENTOPS_POLICIES")
-    }
-    os.environ |= {
-        "AGENTOPS_HOME": str(scratch.home),
-        "AGENTOPS_LAKE_URI": scratch.lake_uri,
-        "AGENTOPS_POLICIES": str(policies),
-    }
-    try:
+    with environment(
+        AGENTOPS_HOME=str(scratch.home),
+        AGENTOPS_LAKE_URI=scratch.lake_uri,
+        AGENTOPS_POLICIES=str(policies),
+    ):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _pipeline(scratch: Paths, day: date, report: Callable[[str], None]) -> None:
