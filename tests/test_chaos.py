@@ -16,8 +16,7 @@ from agentops_assets.cli.main import main
 from agentops_assets.control.chaos import CHAOS_DRILLS, SCENARIOS
 from agentops_assets.simulator import simulate
 from agentops_assets.storage import lake
-from agentops_assets.storage.config import Paths
-from tests.conftest import environment
+from agentops_assets.storage.config import Paths, environment
 
 DAYS = 3
 
@@ -108,3 +107,51 @@ def test_a_drill_on_an_empty_home_is_one_sentence(tmp_path: Path) -> None:
     result = _drill(empty, "run", "rogue_agent")
     assert result.exit_code == 1
     assert "no telemetry to replay" in result.output and "Traceback" not in result.output
+
+
+def test_a_drill_never_pages_the_live_sinks(home: Paths, tmp_path: Path) -> None:
+    # The live policies route every alert to a webhook; a drill that alerts must not call it.
+    import http.server
+    import shutil
+    import threading
+
+    calls: list[bytes] = []
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the handler's name)
+            calls.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    policies = tmp_path / "policies"
+    shutil.copytree(Path(__file__).parents[1] / "policies", policies)
+    (policies / "alerts.yaml").write_text(
+        "sinks:\n  pager:\n    kind: webhook\n    url_env: CHAOS_TEST_PAGER_URL\n"
+        "routes:\n  - sources: [capability_violation, drift_finding, anomaly, budget]\n"
+        "    sinks: [pager]\n"
+    )
+    live_alerts = home.home / "alerts"
+    before = sorted(p.name for p in live_alerts.rglob("*")) if live_alerts.exists() else []
+    try:
+        result = CliRunner().invoke(
+            main,
+            ["chaos", "run", "rogue_agent"],
+            env={
+                "AGENTOPS_HOME": str(home.home),
+                "AGENTOPS_POLICIES": str(policies),
+                "CHAOS_TEST_PAGER_URL": f"http://127.0.0.1:{server.server_port}/page",
+            },
+        )
+    finally:
+        server.shutdown()
+    assert result.exit_code == 0, result.output
+    row = pl.read_delta(home.table_uri(CHAOS_DRILLS)).sort("finished_at").row(-1, named=True)
+    assert row["alerts"] >= 1  # the drill alerted, into its copy ...
+    assert calls == []  # ... and nobody was paged
+    after = sorted(p.name for p in live_alerts.rglob("*")) if live_alerts.exists() else []
+    assert after == before
