@@ -64,6 +64,7 @@ def test_the_scenario_names_are_the_contract() -> None:
         ("rogue_agent", "capability_violations"),
         ("runaway_cost", "budget_compliance"),
         ("provider_outage", "autonomy_state (failover route)"),
+        ("contradictory_memory", "coordination_findings (memory_conflict)"),
     ],
 )
 def test_a_drill_reacts_on_a_copy_and_leaves_the_live_tables_alone(
@@ -92,13 +93,31 @@ def test_a_rogue_drill_names_the_state_change_alerts_and_ledger(home: Paths) -> 
     assert "calls outside the registry" in row["detail"]
 
 
-def test_a_drill_without_the_expected_reaction_exits_1(home: Paths) -> None:
-    # No asset compares one agent's memory with another's yet: the drill says so.
-    result = _drill(home, "run", "contradictory_memory")
-    assert result.exit_code == 1
+def test_a_drill_without_the_expected_reaction_exits_1(home: Paths, tmp_path: Path) -> None:
+    # Policies that no longer sandbox an agent for capability violations or rogue anomalies:
+    # the rogue agent is found, but the platform does not react as a drill expects.
+    lax = tmp_path / "policies"
+    lax.mkdir()
+    (lax / "autonomy.yaml").write_text(
+        "rules:\n"
+        "  - name: daily_budget_breach\n"
+        "    source: budget\n"
+        "    scope: agent_type\n"
+        "    severity: [breach]\n"
+        "    periods: [day]\n"
+        "    state: throttled\n"
+        "    quiet_days: 1\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        ["chaos", "run", "rogue_agent"],
+        env={"AGENTOPS_HOME": str(home.home), "AGENTOPS_POLICIES": str(lax)},
+    )
+    assert result.exit_code == 1, result.output
     assert "NOT as expected" in result.output
     row = pl.read_delta(home.table_uri(CHAOS_DRILLS)).sort("finished_at").row(-1, named=True)
-    assert (row["scenario"], row["passed"]) == ("contradictory_memory", False)
+    assert (row["scenario"], row["passed"]) == ("rogue_agent", False)
+    assert not row["state_change"].endswith("sandboxed")
 
 
 def test_a_drill_on_an_empty_home_is_one_sentence(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Coordination findings: loops, duplicated work, conflicts, delegation cycles, missed deadlines.
+"""Coordination findings: loops, duplicated work, conflicts, delegation cycles, missed deadlines
+and conflicting memory writes.
 
 Every test ingests hand-made JSONL through the landing folder into a real Delta agent_events
 and reads it back with ``read_events``; each also plants near misses the rule must not report.
@@ -260,6 +261,80 @@ def test_conflict_is_opposite_decisions_on_one_target(paths: Paths) -> None:
     assert sorted(c["target"] for c in wide) == ["INV-12", "INV-9"]
 
 
+def remember(event_id: str, at: str, fact: str, value: str, **extra: Any) -> dict[str, Any]:
+    """One memory write of ``fact`` (namespace ``policy``) at ``at``."""
+    return step(
+        event_id,
+        f"tr-{event_id}",
+        at,
+        kind="memory_op",
+        action=extra.pop("action", "update"),
+        target=fact,
+        input_context=value,
+        attributes={"namespace": extra.pop("namespace", "policy"), "fact_key": fact},
+        **extra,
+    )
+
+
+def test_memory_conflict_is_two_agents_writing_different_values_of_one_fact(
+    paths: Paths,
+) -> None:
+    records = [
+        remember("limit-a", "10:00:00", "refund_limit", "Refunds above 500 USD need a manager."),
+        remember(
+            "limit-b",
+            "10:04:00",
+            "refund_limit",
+            "Any refund is approved without a manager.",
+            agent="fin-b",
+        ),  # fmt: skip
+        # A refinement builds on the value before it: shared memory working as meant.
+        remember("hours-a", "10:00:00", "support_hours", "Support answers 09:00-17:00 CET."),
+        remember(
+            "hours-b",
+            "10:03:00",
+            "support_hours",
+            "Support answers 09:00-17:00 CET. Updated: weekends too.",
+            agent="fin-b",
+        ),  # fmt: skip
+        # One agent changing its mind is a change, not two agents disagreeing.
+        remember("own-1", "10:00:00", "retry_policy", "Retry three times."),
+        remember("own-2", "10:02:00", "retry_policy", "Never retry."),
+        # Twenty minutes apart: a later change, outside the ten-minute window.
+        remember("late-a", "10:00:00", "escalation", "Escalate after 10 reports."),
+        remember("late-b", "10:20:00", "escalation", "Escalate after 3 reports.", agent="fin-b"),
+        # The same key in two namespaces is two facts.
+        remember("ns-a", "10:00:00", "owner", "Team A owns billing.", namespace="billing"),
+        remember(
+            "ns-b", "10:01:00", "owner", "Team B owns search.", namespace="search", agent="fin-b"
+        ),  # fmt: skip
+        # A write that failed changed nothing.
+        remember("sla-a", "10:00:00", "sla", "Reply within 4 h."),
+        remember("sla-b", "10:01:00", "sla", "Reply within 1 day.", agent="fin-b", status="error"),
+        # Agents of different types keep different memories.
+        remember("tz-a", "10:00:00", "timezone", "Report in CET."),
+        remember("tz-c", "10:01:00", "timezone", "Report in UTC.", agent="ops-c"),
+    ]
+    found = findings(paths, records)
+
+    conflicts = of_kind(found, "memory_conflict")
+    assert len(conflicts) == 1, found["detail"].to_list()
+    conflict = conflicts[0]
+    assert conflict["event_ids"] == ["limit-a", "limit-b"]
+    assert conflict["agent_ids"] == ["fin-a", "fin-b"]
+    assert conflict["agent_type"] == "FinanceAgent"
+    assert conflict["target"] == "policy/refund_limit"
+    assert "2 different values" in conflict["detail"]
+    assert found.height == 1, found.select("kind", "detail").rows()
+
+    # With a half-hour window the escalation pair conflicts too.
+    wide = find(paths, DAY, DAY, memory_conflict_window=dt.timedelta(minutes=30))
+    assert sorted(c["target"] for c in of_kind(wide, "memory_conflict")) == [
+        "policy/escalation",
+        "policy/refund_limit",
+    ]
+
+
 def test_delegation_cycle_is_an_agent_invoked_again_below_itself(paths: Paths) -> None:
     def invoke(event_id: str, trace: str, at: str, agent: str, parent: str) -> dict[str, Any]:
         # An OpenTelemetry GenAI invoke_agent span without an outcome, as ingestion maps it.
@@ -451,8 +526,8 @@ def test_an_ordinary_fleet_has_no_coordination_finding(paths: Paths) -> None:
     found = find(paths, first, last)
 
     # Agents own their services and topics, as on-call rotations and topic owners divide work:
-    # an ordinary fleet neither loops, duplicates, conflicts, delegates in circles nor misses
-    # deadlines.
+    # an ordinary fleet neither loops, duplicates, conflicts, delegates in circles, misses
+    # deadlines nor overwrites another agent's memory.
     assert found.height == 0, found["detail"].to_list()
     # Yet the data has material the rules look at: agents share the read-only kb.search, and
     # at a lower threshold the loop rule finds calls repeated within cycles.
@@ -479,6 +554,7 @@ def test_no_events_no_findings(paths: Paths) -> None:
         ({"conflict_window": dt.timedelta(minutes=-1)}, "conflict_window"),
         ({"opposite_verbs": (("approve", "approve"),)}, "opposite_verbs"),
         ({"max_delegation_depth": 1}, "max_delegation_depth"),
+        ({"memory_conflict_window": dt.timedelta(0)}, "memory_conflict_window"),
     ],
 )
 def test_bad_params_are_refused(params: dict[str, Any], message: str) -> None:

@@ -440,14 +440,16 @@ def _check_context(paths: Paths, target: Target, injected: datetime) -> Reaction
 def _check_memory(paths: Paths, target: Target, injected: datetime) -> Reaction:
     findings = _rows(
         paths, "coordination_findings",
-        (pl.col("day") == target.day) & (pl.col("kind") == "conflict"),
+        (pl.col("day") == target.day) & (pl.col("kind") == "memory_conflict")
+        & (pl.col("agent_type") == target.agent_type),
     )  # fmt: skip
-    found = findings.height > 0
-    why = (
-        findings["detail"][0] if found else
-        "no conflict found: nothing in the pipeline compares one agent's memory with another's"
-    )  # fmt: skip
-    return _reaction(found, "coordination_findings (conflict)", "none expected",
+    pair = set(target.agent_ids[:2])
+    between = findings.filter(
+        pl.col("agent_ids").map_elements(lambda ids: pair <= set(ids), return_dtype=pl.Boolean)
+    )
+    found = between.height > 0
+    why = between["detail"][0] if found else f"no memory conflict between {sorted(pair)}"
+    return _reaction(found, "coordination_findings (memory_conflict)", "none expected",
                      _alerts(paths, "coordination", target), _ledger(paths, injected).height,
                      why)  # fmt: skip
 
@@ -503,7 +505,7 @@ SCENARIOS: Final[dict[str, Scenario]] = {
                  "a context_defect_rate drift finding, alerted",
                  lambda e, d, s, p: _agent_target(e, d, s), _garble, _check_context),
         Scenario("contradictory_memory", "two agents of a type write opposite values of a fact",
-                 "a conflict finding between the two agents", _choose_pair, _contradict,
+                 "a memory_conflict finding between the two agents", _choose_pair, _contradict,
                  _check_memory),
         Scenario("runaway_cost", "the type's LLM calls repeat until it spends twice its daily cap",
                  "a budget breach of the type, which is throttled", _choose_storm, _storm,

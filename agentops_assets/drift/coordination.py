@@ -14,7 +14,8 @@ it. The rules, with their defaults in ``CoordinationParams``:
   follow-up, not duplicated work), for calls that change things (action names matching
   ``read_only_actions`` are left out). The same call means the same kind, action and target,
   and for tool calls the same arguments (``input_context``), since many tools are addressed by
-  a collection endpoint (``POST /v1/refunds``) that only the arguments tell apart.
+  a collection endpoint (``POST /v1/refunds``) that only the arguments tell apart; for memory
+  writes the same value (two values of one fact are a ``memory_conflict`` when they clash).
 - ``conflict``: decisions with opposite verbs on the same object and target, e.g.
   ``approve_refund`` and ``deny_refund`` on ``INV-1``, each within ``conflict_window`` of the
   one before. Both must have taken effect: ``status`` not ``error`` and ``outcome`` not
@@ -28,6 +29,13 @@ it. The rules, with their defaults in ``CoordinationParams``:
   ``deadline`` from a plain JSONL key) that ended (``ts`` + ``duration_ms``) after it. The
   deadline is an ISO 8601 time (no zone means UTC) or an epoch number in s, ms, µs or ns, told
   apart by magnitude as ``ts`` is. One finding per trace and deadline.
+- ``memory_conflict``: two agents of one type write different values of one memory fact (same
+  namespace and fact key), each write within ``memory_conflict_window`` of the one before,
+  and the later value does not build on the earlier one (neither starts with the other's
+  text, trailing punctuation aside). Refining a fact ("... Updated: the customer confirmed")
+  is how agents share memory; a value replaced by a different one minutes later is two agents
+  disagreeing about the facts, and whichever wrote last wins by accident. One finding per run
+  of writes.
 
 A finding belongs to the UTC day of its first evidence event. Everything is vectorised polars;
 Python only formats the findings. No dagster import.
@@ -47,7 +55,14 @@ from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.schema import AGENT_EVENTS, EVENT_SCHEMA
 
-KINDS: Final = ("loop", "duplicate_work", "conflict", "delegation_cycle", "missed_deadline")
+KINDS: Final = (
+    "loop",
+    "duplicate_work",
+    "conflict",
+    "delegation_cycle",
+    "missed_deadline",
+    "memory_conflict",
+)
 EVENT_COLUMNS: Final = (
     "event_id",
     "trace_id",
@@ -131,6 +146,9 @@ class CoordinationParams:
             (``approve`` in ``approve_refund``), its object the rest (``refund``).
         deadline_attributes: Keys of ``attributes`` holding a step's deadline, first found wins.
         max_delegation_depth: Longest chain of handoffs followed up from a segment.
+        memory_conflict_window: Longest gap between two agents' writes of one fact that makes
+            differing values a conflict rather than a later change.
+        memory_writes: ``memory_op`` actions that set a fact's value.
     """
 
     # At five, ordinary simulated cycles (up to five tool calls, drawn with replacement) give
@@ -145,6 +163,10 @@ class CoordinationParams:
     opposite_verbs: tuple[tuple[str, str], ...] = _OPPOSITES
     deadline_attributes: tuple[str, ...] = ("agentops.deadline", "deadline")
     max_delegation_depth: int = 16
+    # Agents of a simulated type refine shared facts every few hours; at ten minutes, sixty
+    # cycles a day per agent give no differing write of one fact by two agents (8 days, seed 42).
+    memory_conflict_window: timedelta = timedelta(minutes=10)
+    memory_writes: tuple[str, ...] = ("add", "update", "put")
 
     def __post_init__(self) -> None:
         if isinstance(self.loop_min_repeats, bool) or self.loop_min_repeats < 2:
@@ -152,7 +174,7 @@ class CoordinationParams:
                 f"loop_min_repeats must be at least 2 (one call is not a loop), "
                 f"got {self.loop_min_repeats!r}."
             )
-        for name in ("duplicate_window", "conflict_window"):
+        for name in ("duplicate_window", "conflict_window", "memory_conflict_window"):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"{name} must be longer than zero, got {getattr(self, name)}.")
         if self.max_delegation_depth < 2:
@@ -184,7 +206,8 @@ def find_coordination(
     last_day: date,
     params: CoordinationParams = CoordinationParams(),  # noqa: B008 (frozen, so shared safely)
 ) -> pl.DataFrame:
-    """Loops, duplicated work, conflicts, delegation cycles and missed deadlines.
+    """Loops, duplicated work, conflicts, delegation cycles, missed deadlines and conflicting
+    memory writes.
 
     Args:
         events: ``agent_events`` rows (at least ``EVENT_COLUMNS``), e.g. from ``read_events``.
@@ -212,12 +235,14 @@ def find_coordination(
     acts = _acting(steps, params).collect()
     multi = _multi_agent_traces(steps).collect()
     dated = _with_deadlines(steps, params).collect()
+    writes = _memory_writes(steps, params).collect()
     parts = [
         _loops(acts, params),
         _duplicates(acts, params),
         _conflicts(acts, params),
         _delegation_cycles(steps, multi, params),
         _missed_deadlines(dated, params),
+        _memory_conflicts(writes, params),
     ]
     found = (
         pl.concat(parts, how="vertical")
@@ -278,7 +303,8 @@ def _acting(steps: pl.LazyFrame, p: CoordinationParams) -> pl.LazyFrame:
         fresh.alias("fresh"),
         "status",
         "outcome",
-        pl.when(pl.col("kind") == "tool_call")
+        # A tool's arguments, a memory write's value: what tells two calls of one action apart.
+        pl.when(pl.col("kind").is_in(("tool_call", "memory_op")))
         .then(pl.col("input_context").hash(seed=_SEED))
         .alias("args"),
     )
@@ -303,6 +329,41 @@ def _with_deadlines(steps: pl.LazyFrame, p: CoordinationParams) -> pl.LazyFrame:
         "event_id", "trace_id", "ts", _end(), "agent_id", "agent_type", "action",
         "action_target", "attributes",
     )  # fmt: skip
+
+
+def _memory_writes(steps: pl.LazyFrame, p: CoordinationParams) -> pl.LazyFrame:
+    """Memory writes that took effect, with their fact (namespace and key) and value text."""
+    attributes = pl.col("attributes")
+
+    def attribute(*keys: str) -> pl.Expr:
+        return pl.coalesce(attributes.str.json_path_match(f"$['{key}']") for key in keys)
+
+    return (
+        steps.filter(
+            pl.col("kind") == "memory_op",
+            pl.col("action").is_in(p.memory_writes),
+            pl.col("status").fill_null("ok") != "error",
+        )
+        .select(
+            "event_id",
+            "trace_id",
+            "ts",
+            _end(),
+            "agent_id",
+            "agent_type",
+            "action",
+            fact=pl.coalesce(
+                attribute("fact_key", "agentops.memory.fact_key"), pl.col("action_target")
+            ),
+            namespace=attribute("namespace", "agentops.memory.namespace").fill_null(""),
+            # OTLP spans carry GenAI messages; the value is the first text part.
+            value=pl.coalesce(
+                pl.col("input_context").str.json_path_match("$[0].parts[0].content"),
+                pl.col("input_context"),
+            ).fill_null(""),
+        )
+        .filter(pl.col("fact").is_not_null())
+    )
 
 
 def _rows(frame: pl.DataFrame | None) -> pl.DataFrame:
@@ -426,7 +487,12 @@ def _duplicates(acts: pl.DataFrame, p: CoordinationParams) -> pl.DataFrame:
         # follow-up); duplicated work is two agents doing the same change.
         .filter((pl.col("cycles") >= 2) & (pl.col("agents") >= 2))
     )
-    args = pl.when(pl.col("kind") == "tool_call").then(pl.lit(" with the same arguments"))
+    args = (
+        pl.when(pl.col("kind") == "tool_call")
+        .then(pl.lit(" with the same arguments"))
+        .when(pl.col("kind") == "memory_op")
+        .then(pl.lit(" with the same value"))
+    )
     detail = pl.format(
         "{} cycles of {} agent(s) ({}) did {} on {}{} within {}; each came within {} of the last.",
         "cycles",
@@ -615,6 +681,49 @@ def _missed_deadlines(dated: pl.DataFrame, p: CoordinationParams) -> pl.DataFram
         _span("deadline", "last_at"),
     )
     return late.with_columns(kind=pl.lit("missed_deadline"), detail=detail).pipe(_rows)
+
+
+def _memory_conflicts(writes: pl.DataFrame, p: CoordinationParams) -> pl.DataFrame:
+    if not writes.height:
+        return _rows(None)
+    runs = _runs(
+        writes, _key("agent_type", "namespace", "fact"), p.memory_conflict_window
+    ).with_columns(stem=pl.col("value").str.strip_chars_end(" .;,!"))
+    previous = pl.col("run").shift(1) == pl.col("run")
+    builds_on = pl.col("value").str.starts_with(pl.col("stem").shift(1)) | pl.col("value").shift(
+        1
+    ).str.starts_with(pl.col("stem"))
+    clash = (
+        previous
+        & (pl.col("agent_id") != pl.col("agent_id").shift(1))
+        & (pl.col("value") != pl.col("value").shift(1))
+        & ~builds_on
+    )
+    runs = runs.with_columns(clash=clash.fill_null(False))
+    clashing = runs.filter(pl.col("clash"))["run"].unique().implode()
+    found = (
+        runs.filter(pl.col("run").is_in(clashing))
+        .group_by("run")
+        .agg(
+            *_evidence(),
+            pl.col("action").unique().sort().str.join(", ").alias("action"),
+            pl.format("{}/{}", pl.col("namespace").first(), pl.col("fact").first())
+            .str.strip_prefix("/")
+            .alias("target"),
+            pl.col("value").n_unique().alias("values"),
+        )
+        .filter(pl.col("agent_ids").list.len() >= 2)
+    )
+    detail = pl.format(
+        "{} agents ({}) wrote {} different values of memory fact {} within {}, each write "
+        "replacing the last without building on it.",
+        pl.col("agent_ids").list.len(),
+        pl.col("agent_ids").list.join(", "),
+        "values",
+        "target",
+        _span("first_at", "last_at"),
+    )
+    return found.with_columns(kind=pl.lit("memory_conflict"), detail=detail).pipe(_rows)
 
 
 def _instant(raw: pl.Expr) -> pl.Expr:

@@ -66,7 +66,8 @@ ANOMALIES_SCHEMA: Final[dict[str, pl.DataType]] = {
 
 COORDINATION_SCHEMA: Final[dict[str, pl.DataType]] = {
     "day": pl.Date(),
-    # "loop", "duplicate_work", "conflict", "delegation_cycle" or "missed_deadline"
+    # "loop", "duplicate_work", "conflict", "delegation_cycle", "missed_deadline" or
+    # "memory_conflict"
     "kind": pl.String(),
     "agent_type": pl.String(),
     "agent_ids": pl.List(pl.String()),
