@@ -41,7 +41,14 @@ $(TEST_INSTALLED): $(INSTALLED)
 demo: $(INSTALLED)  ## set up, then simulate a fleet and materialize every asset
 	$(BIN)/agentops demo
 
-test: $(TEST_INSTALLED) lint  ## set up, then lint and run the tests
+# The console's browser tests drive Debian's Chromium through Playwright (Playwright's own
+# browser download needs the network at test time; Debian's package comes from the registry).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get install -y --no-install-recommends chromium \
+		|| (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+test: $(TEST_INSTALLED) $(CHROMIUM) lint  ## set up, then lint and run the tests
 	$(BIN)/python -m pytest
 
 lint: $(TEST_INSTALLED)
