@@ -6,8 +6,6 @@ old one, so a reader opens either the previous file or the new one, never a part
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ import polars as pl
 
 from agentops_assets.control.tables import CONTROL_FILE
 from agentops_assets.governance.capabilities import CapabilityRegistry
+from agentops_assets.storage.atomic import replace_file
 from agentops_assets.storage.config import Paths
 
 FORMAT_VERSION = 1
@@ -80,20 +79,5 @@ def allowed_tools(registry: CapabilityRegistry | None, agent_type: str, state: s
 
 def write_atomically(path: Path, content: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``content`` as JSON; readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = orjson.dumps(content, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself survives a power cut
-    finally:
-        os.close(folder)
+    replace_file(path, data)

@@ -43,7 +43,12 @@ from agentops_assets.governance.capabilities import (
     load_capabilities,
 )
 from agentops_assets.governance.engine import Decision, PolicyBundle, default_policy_folder
-from agentops_assets.governance.tables import BUNDLE_NAME, DECISION_PATH, DECISION_SCHEMA
+from agentops_assets.governance.tables import (
+    BUNDLE_NAME,
+    DECISION_PATH,
+    DECISION_SCHEMA,
+    SOURCE_EVENTS,
+)
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
 from agentops_assets.storage.policy_file import PolicyFileError
@@ -418,6 +423,7 @@ def judge(
         "sample_rate",
         "error",
         pl.lit(now).alias("judged_at"),
+        pl.lit(SOURCE_EVENTS).alias("source"),
     )
     return frame.cast(dict(DECISION_SCHEMA))  # type: ignore[arg-type]
 
@@ -490,8 +496,13 @@ def decide_one(
         **document,
         "context": {**known["context"], **given} if isinstance(given, dict) else known["context"],
     }
-    stats = _stats_documents(action_stats(paths, day, day)).get(day, {})
-    return policies.bundle.evaluate(full, {"stats": stats}), full
+    return policies.bundle.evaluate(full, {"stats": stats_document(paths, day)}), full
+
+
+def stats_document(paths: Paths, day: date) -> dict[str, dict[str, Any]]:
+    """``data.stats`` for actions judged on ``day``: per action its ``count``,
+    ``failure_rate`` and ``override_rate`` over the 30 days before ``day``."""
+    return _stats_documents(action_stats(paths, day, day)).get(day, {})
 
 
 def _autonomy(paths: Paths, agent_type: str | None, agent_id: str | None) -> dict | None:
@@ -589,5 +600,6 @@ __all__ = [
     "policy_folder",
     "read_actions",
     "sampled",
+    "stats_document",
     "with_context",
 ]

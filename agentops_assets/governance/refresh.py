@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
+from deltalake import DeltaTable
+from deltalake.schema import Field, PrimitiveType
 
 from agentops_assets.drift.refresh import replace_days
 from agentops_assets.governance import audit
@@ -26,6 +28,7 @@ from agentops_assets.governance.tables import (
     CAPABILITY_VIOLATIONS,
     DECISION_SCHEMA,
     POLICY_DECISIONS,
+    SOURCE_GATE,
 )
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
@@ -70,9 +73,50 @@ def refresh_decisions(paths: Paths, first: date, last: date) -> Judged:
     decisions = judge(policies, actions, action_stats(paths, first, last))
     assert policies.registry is not None  # an invalid registry is a load error
     violations = capability_violations(read_events(paths, first, last), policies.registry)
-    replace_days(paths, POLICY_DECISIONS, decisions, first, last)
+    replace_judged_days(paths, decisions, first, last)
     replace_days(paths, CAPABILITY_VIOLATIONS, violations, first, last)
     return Judged(policies, decisions, violations, evaluations(policies, actions))
+
+
+def replace_judged_days(paths: Paths, decisions: pl.DataFrame, first: date, last: date) -> None:
+    """Replace the pipeline's ``policy_decisions`` of ``[first, last]`` with ``decisions``; the
+    online gate's rows of those days (``source`` gate) are kept as they are, in the same
+    commit."""
+    uri = paths.table_uri(POLICY_DECISIONS)
+    with lake.writer_lock(paths, POLICY_DECISIONS):
+        add_source_column(paths)
+        existing = lake.scan(uri)
+        if existing is not None:
+            online = (
+                existing.filter(
+                    pl.col("day").is_between(first, last) & (pl.col("source") == SOURCE_GATE)
+                )
+                .select(list(DECISION_SCHEMA))
+                .collect()
+            )
+            decisions = pl.concat([decisions.select(list(DECISION_SCHEMA)), online])
+        lake.replace_range(
+            uri,
+            decisions,
+            column="day",
+            first=first,
+            last=last,
+            metadata={"refresh": f"{first.isoformat()}..{last.isoformat()}"},
+        )
+
+
+def add_source_column(paths: Paths) -> bool:
+    """Give a ``policy_decisions`` table written before the ``source`` column existed that
+    column (a metadata-only commit; its rows read ``source`` null, which means the pipeline).
+    Call under the table's writer lock. Returns whether it added the column."""
+    uri = paths.table_uri(POLICY_DECISIONS)
+    if not lake.table_exists(uri):
+        return False
+    table = DeltaTable(uri)
+    if "source" in {field.name for field in table.schema().fields}:
+        return False
+    table.alter.add_columns([Field("source", PrimitiveType("string"), nullable=True)])
+    return True
 
 
 def day_decisions(paths: Paths, first: date, last: date) -> pl.DataFrame:

@@ -10,6 +10,11 @@ POLICY_DECISIONS: Final = "policy_decisions"
 CAPABILITY_VIOLATIONS: Final = "capability_violations"
 REVIEW_QUEUE: Final = "review_queue"
 DECISION_PATH: Final = "agentops/governance/result"  # OPA's decision log "path"
+# Where a row of policy_decisions comes from: the pipeline judging agent_events after the fact,
+# or the online gate (POST /v1/decide) asked before the action. Re-judging days replaces the
+# pipeline's rows only.
+SOURCE_EVENTS: Final = "events"
+SOURCE_GATE: Final = "gate"
 BUNDLE_NAME: Final = "agentops"  # the key of OPA's decision log "bundles"
 
 UTC_US: Final = pl.Datetime("us", "UTC")
@@ -41,6 +46,7 @@ DECISION_SCHEMA: Final = pl.Schema(
         "sample_rate": pl.Float64(),
         "error": pl.String(),
         "judged_at": UTC_US,
+        "source": pl.String(),  # SOURCE_EVENTS or SOURCE_GATE (null in rows written before)
     }
 )
 
