@@ -23,6 +23,7 @@ from agentops_assets.cli.drift import anomalies, drift
 from agentops_assets.cli.finops import finops
 from agentops_assets.cli.governance import audit, policy, review
 from agentops_assets.cli.memory import memory
+from agentops_assets.cli.service import serve, token
 from agentops_assets.storage.config import Paths
 
 console = Console()
@@ -692,6 +693,8 @@ main.add_command(review)
 main.add_command(audit)
 main.add_command(control)
 main.add_command(chaos)
+main.add_command(serve)
+main.add_command(token)
 
 if __name__ == "__main__":
     main()
