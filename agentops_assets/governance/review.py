@@ -11,8 +11,10 @@ approved by the reviewer, once the item is approved.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import polars as pl
@@ -24,6 +26,10 @@ from agentops_assets.storage.config import Paths
 
 REVIEW_AUTHOR: Final = "agentops.review"
 LESSON_NAMESPACE: Final = "lessons"
+# The decision gate (service/gate.py) answers `review` once the item is in its journal here and
+# commits it to the queue a fraction of a second later; decide waits this long for such an item.
+GATE_JOURNAL: Final = Path("service") / "gate-journal"
+GATE_COMMIT_WAIT_S: Final = 5.0
 
 
 class ReviewError(Exception):
@@ -133,6 +139,7 @@ def decide(
     if verdict == "reject" and lesson_key is not None:
         raise ReviewError("a rejection carries no lesson; approve with the correction instead.")
     uri = paths.table_uri(REVIEW_QUEUE)
+    _await_gate(paths, uri, item_id)
     with lake.writer_lock(paths, REVIEW_QUEUE):
         item = _item(uri, item_id)
         if item["state"] != "pending":
@@ -210,6 +217,41 @@ def apply_lesson(paths: Paths, item: dict[str, Any]) -> int | None:
         current["memory_version"] = version
         _write(uri, current)
     return version
+
+
+def gate_journal(paths: Paths) -> Path:
+    """The folder of the decision gates' journals: items answered, not yet committed."""
+    return paths.home / GATE_JOURNAL
+
+
+def journalled(paths: Paths, item_id: str) -> bool:
+    """Whether a gate's journal names ``item_id`` (a gate has it, committed or soon)."""
+    needle = f'"{item_id}"'.encode()
+    for segment in gate_journal(paths).glob("*.jsonl"):
+        try:
+            if needle in segment.read_bytes():
+                return True
+        except FileNotFoundError:  # committed and removed meanwhile
+            continue
+    return False
+
+
+def _await_gate(paths: Paths, uri: str, item_id: str) -> None:
+    """Wait (at most :data:`GATE_COMMIT_WAIT_S`) for an item a gate has answered but not
+    committed yet, rather than call it unknown."""
+    deadline = time.monotonic() + GATE_COMMIT_WAIT_S
+    while not _exists(uri, item_id) and journalled(paths, item_id):
+        if time.monotonic() > deadline:
+            return  # _item says it is unknown: the gate could not commit it
+        time.sleep(0.02)
+
+
+def _exists(uri: str, item_id: str) -> bool:
+    frame = lake.scan(uri)
+    if frame is None:
+        return False
+    found = frame.filter(pl.col("review_id") == item_id).select("review_id").head(1).collect()
+    return not found.is_empty()
 
 
 def _item(uri: str, item_id: str) -> dict[str, Any]:
