@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -537,8 +538,12 @@ def test_a_review_the_gate_opened_is_decided_here_and_the_agent_sees_the_outcome
     answer = asked.json()
     assert (answer["decision"], answer["zone"]) == ("review", "red")
     item_id = answer["review_id"]
-    queue = _text(approver.get("/reviews?zone=red").text)
-    assert item_id in queue and "payments.refund" in queue and "gate" in queue
+    # The gate answers once the item is in its journal; the queue has it within ~0.2 s.
+    deadline = time.monotonic() + 2
+    while item_id not in (queue := _text(approver.get("/reviews?zone=red").text)):
+        assert time.monotonic() < deadline, f"{item_id} not in the queue after 2 s"
+        time.sleep(0.05)
+    assert "payments.refund" in queue and "gate" in queue
     decided = approver.post(
         f"/reviews/{item_id}",
         data={"csrf": approver.csrf, "verdict": "approve", "rationale": "Invoice verified."},

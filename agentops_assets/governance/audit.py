@@ -13,6 +13,7 @@ its ledger entry leaves the entry to the next run, never a gap and never a dupli
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
@@ -41,6 +42,24 @@ def _recorded(ledger: AuditLedger, kinds: tuple[str, ...], key: str) -> pl.DataF
     )
 
 
+def decision_payload(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a ``policy_decision`` ledger entry says of one ``policy_decisions`` row."""
+    at = row["timestamp"]
+    return {
+        "decision_id": row["decision_id"],
+        "trace_id": row["trace_id"],
+        "agent_id": row["agent_id"],
+        "agent_type": row["agent_type"],
+        "action": row["action"],
+        "decision": row["decision"],
+        "zone": row["zone"],
+        "reasons": row["reasons"],
+        "rules": row["rules"],
+        "revision": row["revision"],
+        "at": at.isoformat() if at else None,
+    }
+
+
 def record_decisions(ledger: AuditLedger, decisions: pl.DataFrame) -> int:
     """One ``policy_decision`` entry per yellow or red decision not yet in the ledger."""
     wanted = decisions.filter(pl.col("zone").is_in(LEDGERED_ZONES))
@@ -53,19 +72,7 @@ def record_decisions(ledger: AuditLedger, decisions: pl.DataFrame) -> int:
             kind="policy_decision",
             actor=SYSTEM_ACTOR,
             subject=row["event_id"],
-            payload={
-                "decision_id": row["decision_id"],
-                "trace_id": row["trace_id"],
-                "agent_id": row["agent_id"],
-                "agent_type": row["agent_type"],
-                "action": row["action"],
-                "decision": row["decision"],
-                "zone": row["zone"],
-                "reasons": row["reasons"],
-                "rules": row["rules"],
-                "revision": row["revision"],
-                "at": row["timestamp"].isoformat() if row["timestamp"] else None,
-            },
+            payload=decision_payload(row),
         )
         for row in wanted.sort("timestamp", "event_id").iter_rows(named=True)
     ]

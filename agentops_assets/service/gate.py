@@ -114,6 +114,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from agentops_assets.control.output import control_path
 from agentops_assets.drift.tables import DRIFT_FINDINGS
 from agentops_assets.finops.tables import BUDGET_COMPLIANCE
+from agentops_assets.governance.audit import decision_payload
 from agentops_assets.governance.capabilities import CAPABILITIES_FILE
 from agentops_assets.governance.engine import Decision, PolicyBundle
 from agentops_assets.governance.judge import (
@@ -1363,21 +1364,7 @@ def _ledger_entry(item: _Logged) -> Entry:
         kind="policy_decision",
         actor=GATE_ACTOR,
         subject=row["event_id"],
-        payload={
-            "decision_id": row["decision_id"],
-            "trace_id": row["trace_id"],
-            "agent_id": row["agent_id"],
-            "agent_type": row["agent_type"],
-            "action": row["action"],
-            "decision": row["decision"],
-            "zone": row["zone"],
-            "reasons": row["reasons"],
-            "rules": row["rules"],
-            "revision": row["revision"],
-            "at": row["timestamp"].isoformat(),
-            "source": SOURCE_GATE,
-            "caller": item.caller,
-        },
+        payload={**decision_payload(row), "source": SOURCE_GATE, "caller": item.caller},
         at=row["timestamp"],
     )
 
