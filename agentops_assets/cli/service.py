@@ -80,7 +80,10 @@ def serve(host: str, port: int, log_level: str) -> None:
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     shown = f"[{host}]" if ":" in host else host
-    err.print(f"AgentOps service on http://{shown}:{port} (home {paths.home}; Ctrl-C stops it)")
+    err.print(
+        f"AgentOps service on http://{shown}:{port} (home {paths.home}; Ctrl-C stops it)",
+        soft_wrap=True,
+    )
     try:
         run_server(create_app(paths, receiver=receiver, gate=gate), listener, log_level=log_level)
     except ListenError as error:

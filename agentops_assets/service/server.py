@@ -97,4 +97,5 @@ def serve(app: Any, listener: socket.socket, *, log_level: LogLevel = "info") ->
 
 
 def _ignore(signum: int, frame: object) -> None:
-    logging.getLogger("agentops.service").info("stopped by signal %d", signum)
+    # uvicorn logs the shutdown itself and re-raises the signal after it: no second line.
+    logging.getLogger("agentops.service").debug("signal %d after shutdown", signum)
