@@ -18,7 +18,13 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from agentops_assets.governance.ledger import AUDIT_LEDGER, GENESIS, AuditLedger, Entry
+from agentops_assets.governance.ledger import (
+    AUDIT_LEDGER,
+    GENESIS,
+    LEDGER_SCHEMA,
+    AuditLedger,
+    Entry,
+)
 from agentops_assets.governance.tampering import (
     Case,
     Tamper,
@@ -30,6 +36,7 @@ from agentops_assets.governance.tampering import (
     run_matrix,
     try_case,
 )
+from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -168,6 +175,23 @@ def test_a_batch_is_one_commit_continuing_the_chain(paths: Paths) -> None:
     failure = book.verify().failure
     assert failure is not None and (failure.seq, failure.kind) == (4, "edited")
     assert "4..7" in failure.detail
+
+
+def test_a_kept_ledger_object_follows_every_other_commit(paths: Paths) -> None:
+    # The gate keeps one ledger object and its head between appends; another writer's append
+    # and a row slipped in behind the ledger's back must still be chained onto, not forked.
+    kept, other = AuditLedger(paths), AuditLedger(paths)
+    kept.append([_entry(1)])
+    other.append([_entry(2), _entry(3)])
+    assert kept.append([_entry(4)]).seq == 4
+    assert kept.head() == other.head() == AuditLedger(paths).head()
+    rows = read_rows(kept)
+    forged = {**rows[-1], "seq": 5, "subject": "forged"}
+    lake.append(kept.uri, pl.DataFrame([forged], schema=LEDGER_SCHEMA))
+    assert kept.head().seq == 5  # the forged row is seen, not the head kept in memory
+    assert kept.append([_entry(6)]).seq == 6
+    assert AuditLedger(paths).entries()["seq"].to_list() == [1, 2, 3, 4, 5, 6]
+    assert not kept.verify().ok  # and verify names the forgery
 
 
 def test_a_torn_anchor_line_is_skipped_and_the_next_append_starts_a_new_line(

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import polars as pl
+from deltalake import DeltaTable
 
 from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
@@ -137,6 +138,10 @@ class AuditLedger:
         self.paths = paths
         self.uri = paths.table_uri(AUDIT_LEDGER)
         self.anchors_path: Path = paths.home / "audit" / "anchors.jsonl"
+        # The head as of a table version: a long-lived ledger (the decision gate's) appends
+        # without re-reading the whole chain while no one else has written.
+        self._table: DeltaTable | None = None
+        self._known: tuple[int, Head | None] | None = None
 
     def append(self, entries: Sequence[Entry]) -> Head:
         """Append ``entries`` to the chain in one Delta commit, then publish the new head.
@@ -179,10 +184,36 @@ class AuditLedger:
                 writer=_WRITER,
             )
             self._anchor(new_head, now, "committed")
+            # Under the lock, the version after this commit is this commit's.
+            version = self._version()
+            self._known = (version, new_head) if version is not None else None
         return new_head
 
     def head(self) -> Head | None:
-        """The entry with the highest seq, or ``None`` for an empty ledger."""
+        """The entry with the highest seq, or ``None`` for an empty ledger.
+
+        Read from the table, unless its version is the one this object last read or wrote:
+        any other commit (another writer's append, a compaction, a tamperer's edit) makes it
+        read the chain again.
+        """
+        version = self._version()
+        if version is not None and self._known is not None and self._known[0] == version:
+            return self._known[1]
+        head = self._scan_head()
+        self._known = (version, head) if version is not None else None
+        return head
+
+    def _version(self) -> int | None:
+        """The table's current version (None before it exists), from a handle kept open."""
+        if self._table is None:
+            if not lake.table_exists(self.uri):
+                return None
+            self._table = DeltaTable(self.uri)
+        else:
+            self._table.update_incremental()
+        return self._table.version()
+
+    def _scan_head(self) -> Head | None:
         frame = lake.scan(self.uri)
         if frame is None:
             return None

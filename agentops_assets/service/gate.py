@@ -711,6 +711,7 @@ class Gate:
         self._known_reviews_at: int | None = None  # the queue's version when the set was right
         self._pending: dict[str, dict[str, Any]] = {}  # review id -> row, not committed yet
         self._pending_lock = threading.Lock()
+        self._audit = AuditLedger(paths)
         self._ledger = _GroupCommit[Entry](
             "gate-ledger", self._commit_ledger, linger_s=LEDGER_LINGER_S
         )
@@ -1083,7 +1084,7 @@ class Gate:
         self._journal.done([item.segment for item in items if item.segment is not None])
 
     def _commit_ledger(self, entries: list[Entry]) -> None:
-        AuditLedger(self.paths).append(entries)
+        self._audit.append(entries)  # one ledger object: its head is kept between appends
 
     def _commit_reviews(self, queued: list[_Queued], *, check_all: bool = False) -> None:
         items = _review_items([q.row for q in queued])
