@@ -680,6 +680,8 @@ def _print_summary(paths: Paths) -> None:
         "  agentops memory log --limit 10\n"
         "  agentops finops report --period month\n"
         "  agentops ui        # assets, checks, sensors and run history on http://127.0.0.1:3000\n"
+        "  agentops token create me --role admin && agentops serve"
+        "   # the console on http://127.0.0.1:4318\n"
         f"  {paths.simulator / 'incidents.json'}   # the incidents the simulator injected"
     )
 
