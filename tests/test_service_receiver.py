@@ -786,3 +786,21 @@ def test_http_events_from_an_agent_token_land_and_are_ingested(paths: Paths) -> 
         assert foreign.status_code == 403
     assert ingest_landing(paths).new_rows == 4
     assert set(_events(paths)["agent_id"]) == {OWN_AGENT}
+
+
+def test_a_new_receiver_sweeps_what_a_killed_one_left_half_written(paths: Paths) -> None:
+    folder = paths.landing / "otlp" / "2026-12-01"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".0190-a.pb.tmp", folder / ".0190-b.pb.tmp"
+    landed = folder / "0190-c.pb"
+    for path in (stale, fresh, landed):
+        path.write_bytes(b"\x0a\x00")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    os.utime(landed, (hour_ago, hour_ago))
+
+    Receiver(paths)
+
+    # The stale temporary is gone; one another receiver may still be writing stays, and a
+    # landed file is never touched, however old.
+    assert not stale.exists() and fresh.exists() and landed.exists()

@@ -183,6 +183,7 @@ class Receiver:
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._backlog.read()  # the first measurement here, not on a request's time
+        sweep_temporaries(paths.landing)
         if self.workers > 0:  # start them now: the service is ready once they are
             self._worker_pool()
 
@@ -873,6 +874,29 @@ def _sortable_id(now: datetime) -> str:
     value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+STALE_TEMPORARY_S: Final = 600  # no request takes this long to write: its writer died
+
+
+def sweep_temporaries(landing: Path, *, older_than_s: float = STALE_TEMPORARY_S) -> int:
+    """Remove the hidden temporary files a killed receiver left in its landing folders.
+
+    Discovery never reads them, so they only take space; one younger than ``older_than_s``
+    may belong to another receiver still writing it and is left alone. Returns how many
+    files were removed.
+    """
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for kind in ("otlp", "events"):
+        for temp in (landing / kind).glob("*/.*.tmp"):
+            try:
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another receiver swept it first
+                continue
+    return removed
 
 
 def _write_durably(folder: Path, name: str, data: bytes) -> None:
