@@ -240,7 +240,8 @@ def _await_gate(paths: Paths, uri: str, item_id: str) -> None:
     """Wait (at most :data:`GATE_COMMIT_WAIT_S`) for an item a gate has answered but not
     committed yet, rather than call it unknown."""
     deadline = time.monotonic() + GATE_COMMIT_WAIT_S
-    while not _exists(uri, item_id) and journalled(paths, item_id):
+    # The journal first: with no gate running it is empty, and the queue is not read twice.
+    while journalled(paths, item_id) and not _exists(uri, item_id):
         if time.monotonic() > deadline:
             return  # _item says it is unknown: the gate could not commit it
         time.sleep(0.02)
