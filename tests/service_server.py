@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,9 +20,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from agentops_assets.service.access import TokenStore
@@ -160,3 +163,13 @@ def login(url: str, token: str) -> httpx.Client:
         raise RuntimeError(f"login failed: {reply.status_code} {reply.text[:200]}")
     client.csrf = client.get("/healthz").headers["x-csrf-token"]  # type: ignore[attr-defined]
     return client
+
+
+def private_home(template: Path, target: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    """A private copy of a built home as ``AGENTOPS_HOME`` (Delta logs hold relative paths,
+    so a copied home is a whole one), with the lake and policies of that home."""
+    shutil.copytree(template, target)
+    monkeypatch.setenv("AGENTOPS_HOME", str(target))
+    monkeypatch.delenv("AGENTOPS_LAKE_URI", raising=False)
+    monkeypatch.delenv("AGENTOPS_POLICIES", raising=False)
+    return Paths.from_env()

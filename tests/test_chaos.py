@@ -21,20 +21,25 @@ from agentops_assets.storage.config import Paths, environment
 DAYS = 3
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
-    """Three days of a small fleet ending yesterday, run through `agentops run`."""
-    root = tmp_path_factory.mktemp("chaos")
-    start = datetime.now(UTC).date() - timedelta(days=DAYS)
+def drilled_home(root: Path, *, days: int, seed: int) -> Iterator[Paths]:
+    """``days`` days of an 8-agent fleet without incidents ending yesterday, run through
+    `agentops run`, as the home drills copy."""
+    start = datetime.now(UTC).date() - timedelta(days=days)
     with environment(AGENTOPS_HOME=str(root), AGENTOPS_POLICIES=None):
         paths = Paths.from_env()
         simulate(
-            paths.landing, paths.simulator, agents=8, days=DAYS, seed=3, start=start,
+            paths.landing, paths.simulator, agents=8, days=days, seed=seed, start=start,
             cycles_per_agent_day=30, incidents=[],
         )  # fmt: skip
         result = CliRunner().invoke(main, ["run"])
         assert result.exit_code == 0, result.output
         yield paths
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
+    """Three days of a small fleet: enough for every drill but drift's."""
+    yield from drilled_home(tmp_path_factory.mktemp("chaos"), days=DAYS, seed=3)
 
 
 def _versions(paths: Paths) -> dict[str, int]:

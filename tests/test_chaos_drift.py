@@ -7,7 +7,6 @@ of a small fleet (drift's minimum history is seven), run through `agentops run`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -15,25 +14,15 @@ from click.testing import CliRunner
 
 from agentops_assets.cli.main import main
 from agentops_assets.control.chaos import CHAOS_DRILLS
-from agentops_assets.simulator import simulate
-from agentops_assets.storage.config import Paths, environment
+from agentops_assets.storage.config import Paths
+from tests.test_chaos import drilled_home
 
 DAYS = 9
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
-    root = tmp_path_factory.mktemp("chaos-drift")
-    start = datetime.now(UTC).date() - timedelta(days=DAYS)
-    with environment(AGENTOPS_HOME=str(root), AGENTOPS_POLICIES=None):
-        paths = Paths.from_env()
-        simulate(
-            paths.landing, paths.simulator, agents=8, days=DAYS, seed=42, start=start,
-            cycles_per_agent_day=30, incidents=[],
-        )  # fmt: skip
-        result = CliRunner().invoke(main, ["run"])
-        assert result.exit_code == 0, result.output
-        yield paths
+    yield from drilled_home(tmp_path_factory.mktemp("chaos-drift"), days=DAYS, seed=42)
 
 
 @pytest.mark.parametrize(

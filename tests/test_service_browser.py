@@ -12,7 +12,6 @@ Run as a script to refresh the README's screenshots from a demo home::
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from agentops_assets.governance.ledger import AuditLedger
 from agentops_assets.governance.review import reviews
 from agentops_assets.storage.config import Paths
 from memory import TABLE_NAME, MemoryStore
-from tests.service_server import bearer, role_tokens, running_service
+from tests.service_server import bearer, private_home, role_tokens, running_service
 from tests.test_service_console import (
     FINANCE,
     REFUND_REVIEW,
@@ -56,12 +55,7 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def home(template_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
-    target = tmp_path / "home"
-    shutil.copytree(template_home, target)
-    monkeypatch.setenv("AGENTOPS_HOME", str(target))
-    monkeypatch.delenv("AGENTOPS_LAKE_URI", raising=False)
-    monkeypatch.delenv("AGENTOPS_POLICIES", raising=False)
-    return Paths.from_env()
+    return private_home(template_home, tmp_path / "home", monkeypatch)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ and freeze, checked in the tables, the audit ledger, memory and the control file
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +29,14 @@ from agentops_assets.storage import lake
 from agentops_assets.storage.config import Paths
 from agentops_assets.telemetry.ingest import ingest_landing
 from memory import TABLE_NAME, FactChange, MemoryStore
-from tests.service_server import OWN_AGENT, bearer, login, role_tokens, running_service
+from tests.service_server import (
+    OWN_AGENT,
+    bearer,
+    login,
+    private_home,
+    role_tokens,
+    running_service,
+)
 
 TODAY = datetime.now(UTC).date()
 YESTERDAY = TODAY - timedelta(days=1)
@@ -146,13 +152,7 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def home(template_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
-    """A private copy of the small real home (Delta logs hold relative paths)."""
-    target = tmp_path / "home"
-    shutil.copytree(template_home, target)
-    monkeypatch.setenv("AGENTOPS_HOME", str(target))
-    monkeypatch.delenv("AGENTOPS_LAKE_URI", raising=False)
-    monkeypatch.delenv("AGENTOPS_POLICIES", raising=False)
-    return Paths.from_env()
+    return private_home(template_home, tmp_path / "home", monkeypatch)
 
 
 @pytest.fixture
