@@ -16,6 +16,7 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     home = tmp_path / "home"
     monkeypatch.setenv("AGENTOPS_HOME", str(home))
     monkeypatch.delenv("AGENTOPS_LAKE_URI", raising=False)
+    monkeypatch.delenv("AGENTOPS_INDEX_URI", raising=False)
     return Paths.from_env()
 
 

@@ -12,14 +12,20 @@ from rich.table import Table
 from rich.text import Text
 
 from agentops_assets.storage.config import Paths
-from memory import TABLE_NAME, Commit, FactChange, MemoryStore, MemoryStoreError, UnknownAgentError
+from agentops_assets.storage.memory_stores import (
+    index_exists,
+    memory_index,
+    memory_store,
+    refresh_index,
+)
+from memory import Commit, FactChange, MemoryStore, MemoryStoreError, UnknownAgentError
 
 console = Console()
 err = Console(stderr=True)
 
 
 def _store() -> MemoryStore:
-    return MemoryStore(Paths.from_env().table_uri(TABLE_NAME))
+    return memory_store(Paths.from_env())
 
 
 def _to_ledger() -> None:
@@ -315,15 +321,13 @@ def search(
       agentops memory search "refund approval" --agent finance-agent-03 --k 5
       agentops memory search "refund approval" --agent finance-agent-03 --as-of-version 40
     """
-    from memory.retrieval import MemoryIndex
-
     paths = Paths.from_env()
-    if not paths.lance.exists():
+    if not index_exists(paths):
         raise click.ClickException("There is no retrieval index yet; run `agentops run` first.")
     store = _store()
     if agent is not None:
         _require_agent(store, agent)
-    index = MemoryIndex(paths.lance)
+    index = memory_index(paths)
     if as_of_version is None:
         _catch_up(index, store, paths)
     hits = index.search(
@@ -363,7 +367,7 @@ def _catch_up(index, store: MemoryStore, paths: Paths) -> None:
         return
     behind = "never refreshed" if indexed is None else f"at memory v{indexed}"
     err.print(f"The index was {behind}, the memory is at v{latest}: refreshing it first.")
-    done = index.refresh_facts(paths.table_uri(TABLE_NAME))
+    done = refresh_index(index, paths)
     err.print(
         f"Refreshed to memory v{done.memory_version} ({done.mode}: {done.upserted} embedded, "
         f"{done.deleted} removed)."

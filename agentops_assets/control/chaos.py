@@ -30,10 +30,11 @@ from typing import Any, Final
 
 import orjson
 import polars as pl
+import pyarrow.fs as pafs
 
 from agentops_assets.finops.providers import normalize_provider
 from agentops_assets.storage import lake
-from agentops_assets.storage.config import Paths
+from agentops_assets.storage.config import Paths, is_local
 from agentops_assets.telemetry.schema import AGENT_EVENTS, FIELDS
 
 CHAOS_DRILLS: Final = "chaos_drills"
@@ -104,7 +105,8 @@ class Scenario:
 
 def scratch_copy(paths: Paths, folder: Path) -> Paths:
     """A copy of the home in ``folder`` (its lake, memory index, ledger anchors, control
-    file), as a home of its own."""
+    file), as a home of its own on local disk, wherever the lake and index live (a lake or
+    index on object storage is copied down: a drill never writes to the real ones)."""
     for child in paths.home.iterdir():
         if child.name in _NOT_COPIED or child.name.startswith("."):
             continue
@@ -112,10 +114,24 @@ def scratch_copy(paths: Paths, folder: Path) -> Paths:
             shutil.copytree(child, folder / child.name, symlinks=True)
         else:
             shutil.copy2(child, folder / child.name)
-    lake_folder = Path(paths.lake_uri)
-    if not (folder / "lake").exists() and lake_folder.is_dir():
-        shutil.copytree(lake_folder, folder / "lake")
-    return Paths(home=folder, lake_uri=str(folder / "lake"))
+    for uri, name in ((paths.lake_uri, "lake"), (paths.index_uri, "lance")):
+        if not (folder / name).exists():
+            _copy_tree(uri, folder / name)
+    return Paths(home=folder, lake_uri=str(folder / "lake"), index_uri=str(folder / "lance"))
+
+
+def _copy_tree(uri: str, target: Path) -> None:
+    """Copy the folder or object-store prefix ``uri`` to the local folder ``target`` (nothing
+    when it does not exist)."""
+    if is_local(uri):
+        if Path(uri).is_dir():
+            shutil.copytree(uri, target)
+        return
+    source, root = pafs.FileSystem.from_uri(uri)
+    if source.get_file_info(root).type != pafs.FileType.Directory:
+        return
+    target.mkdir(parents=True)
+    pafs.copy_files(root, str(target), source_filesystem=source)
 
 
 def last_day_events(paths: Paths) -> tuple[date, pl.DataFrame]:

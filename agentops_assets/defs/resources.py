@@ -1,5 +1,7 @@
 """Resources, bound once in ``definitions.py``."""
 
+import dataclasses
+
 import dagster as dg
 from pydantic import Field
 
@@ -18,4 +20,6 @@ class LakeResource(dg.ConfigurableResource):
     @property
     def paths(self) -> Paths:
         paths = Paths.from_env(self.home)
-        return Paths(paths.home, self.lake_uri.rstrip("/")) if self.lake_uri else paths
+        if not self.lake_uri:
+            return paths
+        return dataclasses.replace(paths, lake_uri=self.lake_uri.rstrip("/"))

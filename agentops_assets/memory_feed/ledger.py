@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 import polars as pl
-from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from agentops_assets.storage import lake
@@ -63,7 +62,8 @@ class CycleLedger:
     """The ``memory_feed_cycles`` Delta table: read whole, appended to, never rewritten.
 
     Args:
-        uri: Where the table lives (created by the first ``append``).
+        uri: Where the table lives, a path or an object-store URI (created by the first
+            ``append``).
     """
 
     def __init__(self, uri: str) -> None:
@@ -73,7 +73,7 @@ class CycleLedger:
         """Every recorded outcome (an empty frame before the first)."""
         if not lake.table_exists(self.uri):
             return pl.DataFrame(schema=SCHEMA)
-        return pl.read_delta(self.uri, columns=list(SCHEMA))
+        return lake.read(self.uri, columns=list(SCHEMA))
 
     def exists(self) -> bool:
         """Whether anything was ever recorded."""
@@ -106,7 +106,7 @@ class CycleLedger:
         self._maybe_compact()
 
     def _maybe_compact(self) -> None:
-        table = DeltaTable(self.uri)
+        table = lake.open_table(self.uri)
         if len(table.file_uris()) <= _COMPACT_AFTER_FILES:
             return
         # A concurrent append may win the race: the next feed run packs the files then.

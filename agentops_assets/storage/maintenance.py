@@ -13,11 +13,19 @@ does it for every Delta table of the lake and every LanceDB table of the retriev
 
 Each table is handled under its writer lock, so maintenance never races a writer on this
 machine. The policy lives in ``policies/maintenance.yaml``.
+
+The lake and the index may be on object storage (``AGENTOPS_LAKE_URI``, ``AGENTOPS_INDEX_URI``):
+tables are found by listing (pyarrow for Delta, LanceDB's own listing for the index) and
+opened with the settings of :mod:`agentops_assets.storage.config`. Compaction and vacuum are
+Delta commits like any other, so on S3 they are as safe against a writer on another machine
+as an append is (conditional writes; a compaction that loses the race fails and is retried by
+the next run). There the local writer lock only orders this machine's writers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,11 +36,10 @@ from urllib.parse import unquote
 import lancedb
 import pyarrow.fs as pafs
 import yaml
-from deltalake import DeltaTable
 
-from agentops_assets.storage.config import Paths
-from agentops_assets.storage.lake import list_tables, writer_lock
-from memory.retrieval._lock import exclusive
+from agentops_assets.storage.config import Paths, lance_storage_options
+from agentops_assets.storage.lake import list_tables, open_table, writer_lock
+from memory.retrieval._lock import exclusive, local_path
 from memory.retrieval._maintenance import cleanup_horizon
 
 if TYPE_CHECKING:
@@ -158,16 +165,16 @@ def run_maintenance(
         log(f"delta table {name}: compact and vacuum")
         with writer_lock(paths, name):
             reports.append(maintain_delta(name, uri, policy))
-    for name in _lance_tables(paths.lance):
+    for name in lance_tables(paths.index_uri):
         log(f"lance table {name}: prune snapshots and optimize")
-        with exclusive(str(paths.lance), name):
-            reports.append(maintain_lance(paths.lance, name, policy))
+        with exclusive(paths.index_uri, name):
+            reports.append(maintain_lance(paths.index_uri, name, policy))
     return MaintenanceReport(reports)
 
 
 def maintain_delta(name: str, uri: str, policy: MaintenancePolicy) -> TableReport:
     """Compact the table at ``uri``, then vacuum it; hold its writer lock around the call."""
-    table = DeltaTable(uri)
+    table = open_table(uri)
     metrics = table.optimize.compact()
     options = {
         "retention_hours": policy.delta_vacuum_retention_hours,
@@ -190,7 +197,7 @@ def _file_sizes(uri: str, files: list[str]) -> dict[str, int]:
     """Sizes of the files (relative to the table at ``uri``) that exist now."""
     if not files:
         return {}
-    filesystem, root = pafs.FileSystem.from_uri(uri)
+    filesystem, root = pafs.FileSystem.from_uri(uri)  # S3 settings from the environment
     infos = filesystem.get_file_info([f"{root}/{unquote(path)}" for path in files])
     return {
         path: info.size or 0
@@ -199,18 +206,40 @@ def _file_sizes(uri: str, files: list[str]) -> dict[str, int]:
     }
 
 
-def _lance_tables(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        return []
-    return sorted(p.name.removesuffix(".lance") for p in folder.glob("*.lance") if p.is_dir())
+def lance_tables(uri: str | os.PathLike[str]) -> list[str]:
+    """The tables of the LanceDB database at ``uri`` (a folder or an object-store URI); none
+    when the database does not exist yet."""
+    location = os.fspath(uri)
+    folder = local_path(location)
+    if folder is not None and not folder.is_dir():
+        return []  # connecting would create the folder
+    database = lancedb.connect(location, storage_options=lance_storage_options(location) or None)
+    names: list[str] = []
+    token = None
+    while True:
+        page = database.list_tables(page_token=token)
+        names.extend(page.tables)
+        token = page.page_token
+        if not token:
+            return sorted(names)
 
 
-def maintain_lance(folder: Path, name: str, policy: MaintenancePolicy) -> TableReport:
-    """Prune old snapshot tags, then compact and clean up; hold the index writer lock."""
-    table = lancedb.connect(folder).open_table(name)
+def maintain_lance(
+    uri: str | os.PathLike[str], name: str, policy: MaintenancePolicy
+) -> TableReport:
+    """Prune old snapshot tags, then compact and clean up; hold the index writer lock.
+
+    Args:
+        uri: The LanceDB database: a local folder or an object-store URI.
+        name: The table.
+        policy: How much history to keep.
+    """
+    location = os.fspath(uri)
+    options = lance_storage_options(location) or None
+    table = lancedb.connect(location, storage_options=options).open_table(name)
     max_age = timedelta(days=policy.lance_snapshot_max_age_days)
     pruned = prune_tags(table, keep_latest=policy.lance_keep_latest, max_age=max_age)
-    stats = asyncio.run(_optimize(folder, name, cleanup_horizon(table, max_age)))
+    stats = asyncio.run(_optimize(location, name, cleanup_horizon(table, max_age)))
     return TableReport(
         store="lance",
         table=name,
@@ -222,9 +251,9 @@ def maintain_lance(folder: Path, name: str, policy: MaintenancePolicy) -> TableR
     )
 
 
-async def _optimize(folder: Path, name: str, older_than: timedelta) -> OptimizeStats:
+async def _optimize(uri: str, name: str, older_than: timedelta) -> OptimizeStats:
     """``optimize`` through the async API, the one that returns its figures."""
-    database = await lancedb.connect_async(folder)
+    database = await lancedb.connect_async(uri, storage_options=lance_storage_options(uri) or None)
     table = await database.open_table(name)
     try:
         return await table.optimize(cleanup_older_than=older_than)

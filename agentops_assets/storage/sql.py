@@ -1,7 +1,9 @@
 """SQL over the lake: every Delta table is a DuckDB view under its table name.
 
 DuckDB's own ``delta_scan`` needs an extension download, so tables are registered as
-polars lazy frames, which DuckDB scans with projection and filter pushdown.
+polars lazy frames, which DuckDB scans with projection and filter pushdown. On object storage
+polars reads the files (with the lake's storage options); DuckDB itself never opens a file
+or a URL, so its sandbox below holds for an ``s3://`` lake as for a local one.
 
 Only reads run. DuckDB's parser classifies each statement (text rules miss comments, case and
 ``EXPLAIN ANALYZE``, which runs what it explains); the session then has external access,
@@ -64,7 +66,7 @@ def register_tables(con: duckdb.DuckDBPyConnection, paths: Paths) -> list[str]:
     """Register every Delta table of the lake on ``con``; returns the table names."""
     tables = lake.list_tables(paths)
     for name, uri in tables.items():
-        con.register(name, pl.scan_delta(uri))
+        con.register(name, lake.scan_existing(uri))
     return list(tables)
 
 

@@ -3,8 +3,6 @@
 import time
 
 import dagster as dg
-import polars as pl
-from deltalake import DeltaTable
 
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.telemetry.assets import LAKE_WRITERS_POOL
@@ -16,11 +14,13 @@ from agentops_assets.memory_feed.feed import (
     split_cycles,
 )
 from agentops_assets.storage import lake as lake_tables
+from agentops_assets.storage.memory_stores import memory_index as open_index
+from agentops_assets.storage.memory_stores import memory_store, refresh_index
 from agentops_assets.telemetry.schema import AGENT_EVENTS
 from memory import TABLE_NAME as MEMORY_FACTS
-from memory import Commit, MemoryStore
+from memory import Commit
 from memory.knowledge import chunk_documents, find_documents, folder_fingerprint
-from memory.retrieval import IndexNotFoundError, MemoryIndex
+from memory.retrieval import IndexNotFoundError
 
 KNOWLEDGE_CHUNKS = "knowledge_chunks"
 
@@ -38,7 +38,7 @@ def memory_facts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     per reviewer's correction (approved_by the reviewer). Time travel, diff and rollback with
     `agentops memory`."""
     paths = lake.paths
-    store = MemoryStore(paths.table_uri(MEMORY_FACTS))
+    store = memory_store(paths)
     commits, rejected = split_cycles(read_memory_events(paths))
     last = time.monotonic()
 
@@ -153,7 +153,7 @@ def knowledge_chunks(lake: LakeResource) -> dg.MaterializeResult:
         fingerprint = folder_fingerprint(paths.knowledge)
         unchanged = _last_fingerprint(uri) == fingerprint
         if unchanged:
-            chunks = pl.read_delta(uri)
+            chunks = lake_tables.read(uri)
             documents = chunks.get_column("document").n_unique()
         else:
             found = find_documents(paths.knowledge)
@@ -178,7 +178,7 @@ def _last_fingerprint(uri: str) -> str | None:
     """The folder fingerprint the chunks table was last written from, if any."""
     if not lake_tables.table_exists(uri):
         return None
-    (last,) = DeltaTable(uri).history(1)
+    (last,) = lake_tables.open_table(uri).history(1)
     return last.get(FINGERPRINT)
 
 
@@ -200,14 +200,15 @@ def memory_index(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     table's change data feed and tagged `memory-v{N}` (a tag never moves), so a search can ask
     for the index as of a memory version. Its writers take turns (pool and file lock)."""
     paths = lake.paths
-    index = MemoryIndex(paths.lance)
+    index = open_index(paths)
     chunks_uri = paths.table_uri(KNOWLEDGE_CHUNKS)
     synced = None
     if lake_tables.table_exists(chunks_uri):
         # Chunks first, so the snapshot the fact refresh tags holds the current knowledge.
-        synced = index.sync_chunks(pl.read_delta(chunks_uri))
+        synced = index.sync_chunks(lake_tables.read(chunks_uri))
     facts_uri = paths.table_uri(MEMORY_FACTS)
-    refreshed = index.refresh_facts(facts_uri) if lake_tables.table_exists(facts_uri) else None
+    exists = lake_tables.table_exists(facts_uri)
+    refreshed = refresh_index(index, paths) if exists else None
     if refreshed is not None:
         context.log.info(
             f"facts: {refreshed.mode} refresh to memory v{refreshed.memory_version}, "

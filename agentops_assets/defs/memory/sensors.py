@@ -5,10 +5,8 @@ import dagster as dg
 from agentops_assets.defs.memory.assets import KNOWLEDGE_CHUNKS, MEMORY_INDEX
 from agentops_assets.defs.resources import LakeResource
 from agentops_assets.defs.sensor_retries import request_or_retry
-from memory import TABLE_NAME as MEMORY_FACTS
-from memory import MemoryStore
+from agentops_assets.storage.memory_stores import index_exists, memory_index, memory_store
 from memory.knowledge import folder_fingerprint
-from memory.retrieval import MemoryIndex
 
 memory_index_job = dg.define_asset_job(
     "memory_index_job",
@@ -52,10 +50,10 @@ def memory_version_sensor(context: dg.SensorEvaluationContext, lake: LakeResourc
     (a commit, a lesson, a rollback). The cursor and run key are that memory version; a failed
     refresh is requested again a few times, with a back-off."""
     paths = lake.paths
-    latest = MemoryStore(paths.table_uri(MEMORY_FACTS)).version()
+    latest = memory_store(paths).version()
     if latest is None:
         return dg.SkipReason("No memory yet.")
-    indexed = MemoryIndex(paths.lance).memory_version() if paths.lance.exists() else None
+    indexed = memory_index(paths).memory_version() if index_exists(paths) else None
     if indexed == latest:
         return dg.SkipReason(f"The index reflects memory v{latest}.")
     return request_or_retry(
