@@ -61,6 +61,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from agentops_assets.service.span_check import SpanCheck, check_json, check_protobuf
 from agentops_assets.storage.config import Paths
+from agentops_assets.stream import StreamError, TelemetryStream, open_stream
 from agentops_assets.telemetry.ingest import ingested_stamps
 from agentops_assets.telemetry.jsonl import read_jsonl
 from agentops_assets.telemetry.landing import SourceFormat, discover, pending_files
@@ -176,7 +177,9 @@ class Receiver:
         self.max_backlog_files = max_backlog_files
         self.max_backlog_bytes = max_backlog_bytes
         self.retry_after_seconds = retry_after_seconds
-        self._backlog = _BacklogGauge(paths)
+        # AGENTOPS_STREAM_URL set: requests are published to the stream, not landed as files.
+        self.stream: TelemetryStream | None = open_stream()
+        self._backlog = _StreamBacklog(self.stream) if self.stream else _BacklogGauge(paths)
         self._folders: set[Path] = set()
         self._folders_lock = threading.Lock()
         self.workers = _workers_from_env() if workers is None else workers
@@ -282,6 +285,8 @@ class Receiver:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if self.stream is not None:
+            self.stream.close()
 
     def _inspect(self, fmt: SourceFormat, data: bytes, agents: frozenset[str] | None) -> _Checked:
         """:func:`_inspect_with` this receiver's check, here or in a worker process.
@@ -341,18 +346,26 @@ class Receiver:
         if backlog.bytes > self.max_backlog_bytes:
             over.append(f"{backlog.bytes:,} bytes (limit {self.max_backlog_bytes:,})")
         if over:
+            held = " and ".join(over)
+            if self.stream is not None:
+                held = held.replace("files", "messages").replace("file ", "message ")
             message = (
-                f"The landing backlog holds {' and '.join(over)} not yet ingested; "
+                f"The {'stream' if self.stream else 'landing'} backlog holds {held} not yet "
+                f"ingested; "
                 f"retry in {self.retry_after_seconds} s."
             )
             raise _Refused(429, message, {"Retry-After": str(self.retry_after_seconds)})
 
-    def _land(self, kind: Kind, suffix: str, data: bytes) -> Path:
+    def _land(self, kind: Kind, suffix: str, data: bytes) -> Path | str:
         """Write ``data`` as one new landing file, durably, and return its path.
+
+        With a stream configured, publish it instead and return the message id.
 
         Raises:
             _Refused: 503 when the disk refuses the write (nothing is left behind).
         """
+        if self.stream is not None:
+            return self._publish(kind, suffix, data)
         now = datetime.now(UTC)
         folder = self.paths.landing / kind / now.strftime("%Y-%m-%d")
         name = f"{_sortable_id(now)}{suffix}"
@@ -369,6 +382,29 @@ class Receiver:
             raise _Refused(503, message, {"Retry-After": str(self.retry_after_seconds)}) from None
         self._backlog.landed(len(data))
         return folder / name
+
+    def _publish(self, kind: Kind, suffix: str, data: bytes) -> str:
+        """Publish ``data`` (stored as a landing file would be) to the stream; its id.
+
+        The request is acknowledged only after this returns, i.e. after XADD (and any wait
+        the stream URL asks for): see :mod:`agentops_assets.stream.redis_stream` for what
+        that guarantees with the Redis server's append-only-file settings.
+
+        Raises:
+            _Refused: 503 when the stream refuses the message or cannot be reached.
+        """
+        media = PROTOBUF if suffix.startswith(".pb") else NDJSON if ".jsonl" in suffix else JSON
+        encoding = "gzip" if suffix.endswith(".gz") else "identity"
+        assert self.stream is not None
+        try:
+            message_id = self.stream.publish(
+                "events" if kind == "events" else "traces", media, encoding, data
+            )
+        except StreamError as error:
+            message = f"The request could not be stored durably ({error})"
+            raise _Refused(503, message, {"Retry-After": str(self.retry_after_seconds)}) from None
+        self._backlog.landed(len(data))
+        return message_id
 
     def _ensure_folder(self, folder: Path) -> None:
         """Create ``folder`` and make its entry durable in its parents (once per folder)."""
@@ -443,6 +479,35 @@ class _BacklogGauge:
             self.added_bytes -= before_bytes
             # A slow measurement (a huge landing folder) is repeated less often.
             self.expires = time.monotonic() + max(_BACKLOG_TTL, 5 * took)
+
+
+class _StreamBacklog:
+    """The stream's lag as a backlog: messages not yet committed (measured at most about once
+    per ``_BACKLOG_TTL``; messages published since are added to the last figure)."""
+
+    def __init__(self, stream: TelemetryStream) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+        self.figure = Backlog(0, 0)
+        self.expires = 0.0
+
+    def read(self) -> Backlog:
+        with self.lock:
+            if time.monotonic() < self.expires:
+                return self.figure
+            self.expires = time.monotonic() + _BACKLOG_TTL
+        try:
+            figure = Backlog(self.stream.lag().behind, 0)
+        except StreamError:  # an unreachable stream shows when publishing: keep the figure
+            logger.exception("could not measure the stream backlog")
+            return self.figure
+        with self.lock:
+            self.figure = figure
+            return figure
+
+    def landed(self, size: int) -> None:
+        with self.lock:
+            self.figure = Backlog(self.figure.files + 1, self.figure.bytes)
 
 
 def _check_from_env() -> Check:
