@@ -301,3 +301,35 @@ def test_pb_landing_files_are_ingested_into_agent_events(paths: Paths) -> None:
     files = pl.read_delta(paths.table_uri(INGESTED_FILES))
     assert sorted(files["path"].to_list()) == ["cut.pb", "fleet.otlp.pb", "more.pb.gz"]
     assert ingest_landing(paths).records == 0  # recorded: not read again
+
+
+def test_each_convention_skips_only_spans_without_any_of_its_keys() -> None:
+    """The key sets that let a span skip a convention's pops list every key it pops."""
+    import inspect
+    import re
+
+    from agentops_assets.telemetry.otlp import conventions as c
+
+    for function, keys in (
+        (c.provider_model, c._PROVIDER_MODEL_KEYS),
+        (c.usage, c._USAGE_KEYS),
+        (c.messages, c._MESSAGE_KEYS),
+        (c.agentops_fields, frozenset(c._AGENTOPS)),
+    ):
+        source = inspect.getsource(function)
+        popped = set(re.findall(r'p\("([^"]+)"', source))
+        assert popped <= keys, function.__name__
+        if function is not c.agentops_fields:
+            assert popped == keys, function.__name__
+
+
+def test_protobuf_ids_of_every_size_map_as_their_hex_text_does() -> None:
+    """The fast path for ids of the usual sizes agrees with the checks on hex text."""
+    from agentops_assets.telemetry.otlp.ids import span_ids
+    from agentops_assets.telemetry.otlp.protobuf import _ids
+
+    sizes = [b"", bytes(8), bytes(16), b"\x01" * 8, b"\x01" * 11, b"\x01" * 16, b"\xab" * 12]
+    for trace in sizes:
+        for span in sizes:
+            for parent in sizes:
+                assert _ids(trace, span, parent) == span_ids(trace.hex(), span.hex(), parent.hex())

@@ -125,3 +125,56 @@ def test_numeric_key_is_not_a_card_but_a_card_with_separators_is() -> None:
     assert secret_kinds("4111111111111111", bare_numbers=False) == []
     assert secret_kinds("4111111111111111") == ["card_number"]
     assert secret_kinds("4111-1111-1111-1111", bare_numbers=False) == ["card_number"]
+
+
+def _texts_to_screen() -> list[str]:
+    """Secrets of every kind, near misses, texts holding several kinds, ids and non-ASCII."""
+    import random
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import bench_redaction
+
+    samples = [s.text for s in bench_redaction.SAMPLES]
+    misses = [
+        "0100000000000001",
+        '{"agentops.agent.inherited_from":"0100000000000001","x":"4111111111111111"}',
+        "2026-11-21T10:00:00Z took 1234 ms, order 5555-1234",
+        "ID DE89 3704 0044 0532 0130 00 and DE00 0000",
+        "password: null, token=*** and api_key = '[REDACTED:credential]'",
+        "Bearer short",
+        "basic dXNlcjpwYXNz and basic notbase64!",
+        "call 0207 946 0958 or +44 20 7946 0958 at 10:30",
+        "123-45-6789 vs 000-12-3456 vs 666-12-3456",
+        "ssh://user:pa ss@host and https://u:p@h/x",
+        "Kelvin \u212a key=abc123 and ſecret=abc and credentİal=x",
+        "caf\u00e9 jane.doe@example.com \u0660\u0661\u0662\u0663",
+        "",
+        "sk-ant-" + "a" * 30 + " then AKIAIOSFODNN7EXAMPLE then ghp_" + "b" * 36,
+    ]
+    rng = random.Random(13)
+    pieces = [*samples, *misses, " ", "=", ":", '"', "\\n", "4111", "-", "@x.io", "0"]
+    mixed = [" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 4))) for _ in range(400)]
+    return [*samples, *misses, *mixed]
+
+
+@pytest.mark.parametrize("bare_numbers", [True, False])
+def test_redact_texts_gives_what_redact_text_gives(bare_numbers: bool) -> None:
+    from agentops_assets.telemetry.redact import redact_texts
+
+    texts = _texts_to_screen()
+    expected = {t: redact_text(t, bare_numbers=bare_numbers) for t in texts}
+    assert redact_texts(texts, bare_numbers=bare_numbers) == expected
+    assert sum(t != r for t, r in expected.items()) > 100  # secrets were found, not only misses
+
+
+def test_redact_frame_gives_what_the_memory_engine_gives() -> None:
+    from agentops_assets.telemetry.schema import LABEL_FIELDS
+    from memory import redaction
+
+    texts = _texts_to_screen()
+    frame = pl.DataFrame({"session_id": texts, "result": texts[::-1], "n": range(len(texts))})
+    frame = pl.concat([frame, frame.with_columns(pl.lit(None, dtype=pl.String).alias("result"))])
+    expected = redaction.redact_frame(frame, labels=LABEL_FIELDS)
+    assert redact_frame(frame).equals(expected)

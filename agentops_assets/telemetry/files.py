@@ -1,4 +1,9 @@
-"""One landing file -> validated, redacted event rows and quarantine rows (no table touched)."""
+"""Landing files -> validated, redacted event rows and quarantine rows (no table touched).
+
+A file is read alone (``read_file``, ``read_chunks`` for a large JSONL file) or with other
+small files (``read_files``): then their records are validated and redacted as one frame and
+handed back file by file, each exactly as it would be read alone.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import dataclasses
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -30,7 +35,7 @@ from agentops_assets.telemetry.schema import (
     RAW_SCHEMA,
     TEXT_FIELDS,
 )
-from agentops_assets.telemetry.validate import validate
+from agentops_assets.telemetry.validate import one_timestamp_format, validate
 
 RAW_TEXT_LIMIT: Final = 65_536  # characters of a quarantined record kept in the table
 _READERS: Final = {
@@ -122,14 +127,35 @@ def read_file(
 
     Returns ``None`` for a JSONL file longer than one chunk: ``read_chunks`` reads it.
     """
-    started = time.perf_counter()
-    chunked = file.source_format == "jsonl" and limits.chunk_bytes < limits.max_bytes
-    if chunked and not file.compressed and file.size > limits.chunk_bytes:
-        return None
-    content = read_content(file, limit=limits.chunk_bytes if chunked else limits.max_bytes)
-    if chunked and content.problem == "decompressed_too_large":
-        return None
-    return _parsed(file, _result(file, content.content_hash), content, ingested_at, limits, started)
+    return read_files([file], ingested_at, limits=limits)[0]
+
+
+def read_files(
+    files: Sequence[LandingFile], ingested_at: datetime, *, limits: ReadLimits = ReadLimits()
+) -> list[ParsedFile | None]:
+    """``read_file`` for each of several landing files, validated and redacted as one frame.
+
+    Small files (an OTLP/HTTP request each) cost mostly the fixed price of validation and
+    redaction, a few dozen polars queries per frame; read together they pay it once. Every
+    rule is checked row by row, so each file's rows, rejects and counts are exactly what
+    ``read_file`` gives for it alone. ``None`` where ``read_file`` would return it.
+    """
+    read: list[_Read | None] = []
+    for file in files:
+        started = time.perf_counter()
+        chunked = file.source_format == "jsonl" and limits.chunk_bytes < limits.max_bytes
+        if chunked and not file.compressed and file.size > limits.chunk_bytes:
+            read.append(None)
+            continue
+        content = read_content(file, limit=limits.chunk_bytes if chunked else limits.max_bytes)
+        if chunked and content.problem == "decompressed_too_large":
+            read.append(None)
+            continue
+        parsed = _parse(file, content, limits)
+        result = _result(file, content.content_hash)
+        read.append(_Read(file, result, parsed, time.perf_counter() - started))
+    done = _checked([r for r in read if r is not None], ingested_at)
+    return [None if r is None else next(done) for r in read]
 
 
 def read_chunks(
@@ -183,30 +209,128 @@ def _parsed(
     parsed = _parse(file, content, limits)
     if first_line:
         parsed = _shifted(parsed, first_line)
-    checked = quarantine_secret_keys(validate(parsed.records, now=ingested_at))
-    failures = [
-        Reject(index, reason, detail, parsed.raw(index), -1)
-        for index, reason, detail in checked.failures.iter_rows()
-    ]
-    rejects = parsed.rejects + failures
-    events = checked.rows.drop("_index").with_columns(
-        event_date=pl.col("ts").dt.date(),
-        source_format=pl.lit(file.source_format),
-        source_file=pl.lit(file.name),
-        ingested_at=pl.lit(ingested_at, dtype=EVENT_SCHEMA["ingested_at"]),
+    read = _Read(file, result, parsed, time.perf_counter() - started)
+    return next(_checked([read], ingested_at, final=final))
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A file (or chunk) as its reader left it, before validation."""
+
+    file: LandingFile
+    result: FileResult
+    parsed: ParsedRecords
+    seconds: float  # spent reading and parsing it
+
+
+def _checked(
+    reads: Sequence[_Read], ingested_at: datetime, *, final: bool = True
+) -> Iterator[ParsedFile]:
+    """Validate, screen and redact the records of several reads at once; one result each.
+
+    Records whose frames have the same columns and types, and whose timestamps take the same
+    path in ``validate``, are checked as one frame, numbered by position; rows and failures
+    are then handed back to their own file under their own record index, in their order.
+    """
+    started = time.perf_counter()
+    events: list[pl.DataFrame] = [EVENT_SCHEMA.to_frame()] * len(reads)
+    failures: list[list[Reject]] = [[] for _ in reads]
+    for members in _alike(reads):
+        _check_together(reads, members, ingested_at, events, failures)
+    quarantines = []
+    for read, good, failed in zip(reads, events, failures, strict=True):
+        result = read.result
+        rejects = read.parsed.rejects + failed
+        result.records = read.parsed.records_read
+        result.good_rows = good.height
+        result.quarantined_rows = len(rejects)
+        result.reasons.update(r.reason for r in rejects)
+        quarantines.append(_quarantine_frame(read.file, result, rejects, ingested_at))
+    events = _split(redact_frame(_concat(events, EVENT_SCHEMA), TEXT_FIELDS), events)
+    quarantines = _split(
+        redact_frame(_concat(quarantines, QUARANTINE_SCHEMA), ["raw_text", "detail"]), quarantines
     )
-    result.records = parsed.records_read
-    result.good_rows = events.height
-    result.quarantined_rows = len(rejects)
-    result.reasons.update(r.reason for r in rejects)
-    result.duration_ms = (time.perf_counter() - started) * 1000
-    quarantine = _quarantine_frame(file, result, rejects, ingested_at)
-    return ParsedFile(
-        result,
-        redact_frame(events.select(EVENT_SCHEMA.names()), TEXT_FIELDS),
-        redact_frame(quarantine, ["raw_text", "detail"]),
-        final,
+    # The shared work is shared out by records, so a file's duration stays comparable.
+    shared = time.perf_counter() - started
+    records = sum(read.parsed.records_read for read in reads) or 1
+    for read, good, quarantine in zip(reads, events, quarantines, strict=True):
+        share = shared * read.parsed.records_read / records
+        read.result.duration_ms = (read.seconds + share) * 1000
+        yield ParsedFile(read.result, good, quarantine, final)
+
+
+def _alike(reads: Sequence[_Read]) -> list[list[int]]:
+    """Positions of the reads that can be validated as one frame, in groups."""
+    frames = [read.parsed.records for read in reads]
+    iso = one_timestamp_format([frame.get_column("ts") for frame in frames])
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for n, (frame, one_format) in enumerate(zip(frames, iso, strict=True)):
+        key = (tuple(frame.columns), tuple(map(str, frame.dtypes)), one_format)
+        groups.setdefault(key, []).append(n)
+    return list(groups.values())
+
+
+def _check_together(
+    reads: Sequence[_Read],
+    members: list[int],
+    ingested_at: datetime,
+    events: list[pl.DataFrame],
+    failures: list[list[Reject]],
+) -> None:
+    """Validate the records of ``reads[members]`` as one frame; fill their events, failures."""
+    frames = [reads[n].parsed.records for n in members]
+    # One chunk: polars 2.1 panics in some string expressions of validate on a many-chunk frame.
+    combined = pl.concat(frames, rechunk=True) if len(frames) > 1 else frames[0]
+    original = combined.get_column("_index")
+    owner = pl.Series(
+        [n for n, frame in zip(members, frames, strict=True) for _ in range(frame.height)],
+        dtype=pl.Int64,
     )
+    numbered = combined.with_columns(_index=pl.int_range(pl.len(), dtype=pl.Int64))
+    checked = quarantine_secret_keys(validate(numbered, now=ingested_at))
+    owners = owner.gather(checked.rows.get_column("_index"))
+    formats = pl.Series([read.file.source_format for read in reads], dtype=pl.String)
+    names = pl.Series([read.file.name for read in reads], dtype=pl.String)
+    rows = (
+        checked.rows.drop("_index")
+        .with_columns(
+            event_date=pl.col("ts").dt.date(),
+            source_format=formats.gather(owners),
+            source_file=names.gather(owners),
+            ingested_at=pl.lit(ingested_at, dtype=EVENT_SCHEMA["ingested_at"]),
+        )
+        .select(EVENT_SCHEMA.names())
+    )
+    # Positions only grow through validation, so each file's rows are one run, in order.
+    edges = pl.Series([*members, len(reads)], dtype=pl.Int64)
+    bounds = owners.search_sorted(edges, side="left").to_list()
+    for n, begin, end in zip(members, bounds[:-1], bounds[1:], strict=True):
+        events[n] = rows.slice(begin, end - begin)
+    failed = checked.failures
+    at = failed.get_column("_index")
+    for n, index, reason, detail in zip(
+        owner.gather(at).to_list(),
+        original.gather(at).to_list(),
+        failed.get_column("reason").to_list(),
+        failed.get_column("detail").to_list(),
+        strict=True,
+    ):
+        failures[n].append(Reject(index, reason, detail, reads[n].parsed.raw(index), -1))
+
+
+def _concat(frames: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
+    if len(frames) == 1:
+        return frames[0]  # one file, maybe a large one: not copied
+    return pl.concat(frames, rechunk=True) if frames else schema.to_frame()
+
+
+def _split(frame: pl.DataFrame, parts: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """``frame`` cut back into pieces as tall as ``parts``, in order."""
+    pieces, offset = [], 0
+    for part in parts:
+        pieces.append(frame.slice(offset, part.height))
+        offset += part.height
+    return pieces
 
 
 def _shifted(parsed: ParsedRecords, lines: int) -> ParsedRecords:

@@ -90,14 +90,41 @@ def _iso(text: pl.Expr, format: str) -> pl.Expr:
     return text.str.to_datetime(format, strict=False, time_unit="us", time_zone="UTC")
 
 
+def one_timestamp_format(columns: list[pl.Series]) -> list[bool]:
+    """For each column of timestamps, whether all of them read in the first ISO format
+    (``validate`` then reads them that way alone); records that agree on this can be
+    validated together."""
+    texts = [column.cast(pl.String) for column in columns]
+    if not texts:
+        return []
+    first = _first_format(pl.concat(texts, rechunk=True))
+    out, offset = [], 0
+    for text in texts:
+        out.append(first.slice(offset, text.len()).null_count() == text.null_count())
+        offset += text.len()
+    return out
+
+
+def _first_format(text: pl.Series) -> pl.Series:
+    return text.to_frame("ts").select(_iso(pl.col("ts"), _ISO_FORMATS[0])).to_series()
+
+
 def _timestamps(text: pl.Series) -> pl.Series:
     """ISO 8601 text or an epoch number; null where neither reads."""
-    first = text.to_frame("ts").select(_iso(pl.col("ts"), _ISO_FORMATS[0])).to_series()
+    first = _first_format(text)
     if first.null_count() == text.null_count():
         return first  # the common case: one format for every row
     frame = text.str.strip_chars().to_frame("ts")
+    # The first that reads: an epoch number, else each ISO format in turn. The formats are
+    # tried only on what is not a number (OTLP times are all numbers).
+    epoch = frame.select(_epoch(pl.col("ts"))).to_series()
+    left = epoch.is_null() & text.is_not_null()
+    if not left.any():
+        return epoch
     others = [_iso(pl.col("ts"), f) for f in _ISO_FORMATS]
-    return frame.select(pl.coalesce(_epoch(pl.col("ts")), *others)).to_series()
+    at = left.arg_true()
+    read = frame[at].select(pl.coalesce(*others)).to_series()
+    return epoch.scatter(at, read.cast(epoch.dtype))
 
 
 def _number(column: pl.Expr, source: pl.DataType, dtype: pl.DataType) -> pl.Expr:

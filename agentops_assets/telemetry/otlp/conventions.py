@@ -106,6 +106,50 @@ _AGENTOPS: Final = (
     "agentops.feedback.reviewer",
 )
 
+# The keys each function below pops: a span with none of them skips the pops.
+_PROVIDER_MODEL_KEYS: Final = frozenset(
+    {
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "llm.provider",
+        "llm.system",
+        "gen_ai.response.model",
+        "gen_ai.request.model",
+        "llm.model_name",
+    }
+)
+_USAGE_KEYS: Final = frozenset(
+    {
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "llm.token_count.prompt",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.token_count.completion",
+        "gen_ai.usage.cache_read.input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+        "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+        "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.reasoning.output_tokens",
+        "llm.token_count.completion_details.reasoning",
+        "agentops.cost.usd",
+        "llm.cost.total",
+    }
+)
+_MESSAGE_KEYS: Final = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.tool.call.arguments",
+        "input.value",
+        "gen_ai.output.messages",
+        "gen_ai.tool.call.result",
+        "output.value",
+    }
+)
+_NO_AGENTOPS: Final = (None,) * len(_AGENTOPS)
+
 # In the functions below the first key present wins, in the order OTel GenAI, OpenInference,
 # then other spellings. The pops are written out rather than looped over tuples of keys: this
 # runs for every span, and the loop is measurably slower.
@@ -152,6 +196,8 @@ def action(m: dict[str, Any], operation: Any) -> tuple[Any, Any]:
 
 
 def provider_model(m: dict[str, Any]) -> tuple[Any, Any]:
+    if m.keys().isdisjoint(_PROVIDER_MODEL_KEYS):
+        return None, None  # every pop below would miss
     p = m.pop
     provider = p("gen_ai.provider.name", None)
     if provider is None:
@@ -170,6 +216,8 @@ def provider_model(m: dict[str, Any]) -> tuple[Any, Any]:
 
 def usage(m: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any, Any]:
     """Input, output, cache read, cache write and reasoning tokens, and the reported cost."""
+    if m.keys().isdisjoint(_USAGE_KEYS):
+        return None, None, None, None, None, None  # every pop below would miss
     p = m.pop
     input_tokens = p("gen_ai.usage.input_tokens", None)
     if input_tokens is None:
@@ -202,6 +250,8 @@ def usage(m: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any, Any]:
 
 def messages(m: dict[str, Any]) -> tuple[Any, Any]:
     """``(input_context, result)`` from the messages, tool call or OpenInference values."""
+    if m.keys().isdisjoint(_MESSAGE_KEYS):
+        return None, None  # every pop below would miss
     p = m.pop
     input_context = p("gen_ai.input.messages", None)
     if input_context is None:
@@ -218,6 +268,8 @@ def messages(m: dict[str, Any]) -> tuple[Any, Any]:
 
 def agentops_fields(m: dict[str, Any]) -> tuple[Any, ...]:
     """The agentops.* fields in ``_AGENTOPS`` order (target, tier, summary, ... reviewer)."""
+    if m.keys().isdisjoint(_AGENTOPS):
+        return _NO_AGENTOPS  # every pop below would miss
     p = m.pop
     target, tier, summary, confidence, attempt, value, correction, rationale, reviewer = _AGENTOPS
     return (

@@ -25,6 +25,8 @@ from agentops_assets.telemetry.parsed import ParsedRecords
 
 # Doubles JSON cannot hold are kept as proto3 JSON spells them, as the JSON reader keeps them.
 _NON_FINITE: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_ZERO_TRACE: Final = bytes(16)
+_ZERO_SPAN: Final = bytes(8)
 
 
 def read_otlp_protobuf(
@@ -104,16 +106,16 @@ def _read_scope(rows: Rows, resource: Iterable[KeyValue], ss: ScopeSpans) -> Non
 
 def _map_span(span: Span, scope: Scope) -> tuple[Any, ...]:
     """One span as a row, or ``(reason, detail)``; proto3 zero values count as absent."""
-    ids = span_ids(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex())
+    ids = _ids(span.trace_id, span.span_id, span.parent_span_id)
     if len(ids) == 2:
         return ids
-    status = span.status
+    status, events, links = span.status, span.events, span.links
     envelope: Envelope = (
         span.name,
         span.kind or None,
         span.trace_state,
-        [_event(ev) for ev in span.events] or None,
-        [_link(link) for link in span.links] or None,
+        [_event(ev) for ev in events] if events else None,
+        [_link(link) for link in links] if links else None,
         status.code,
         status.message,
         span.start_time_unix_nano or None,
@@ -122,13 +124,31 @@ def _map_span(span: Span, scope: Scope) -> tuple[Any, ...]:
     return map_span(ids, _attributes(span.attributes), None, scope, envelope)
 
 
+def _ids(trace_id: bytes, span_id: bytes, parent: bytes) -> tuple[str, ...]:
+    """``span_ids`` of the ids' hex; ids of the usual sizes are taken as they are, without
+    the text checks (bytes of the right length are a valid id, or all zeros: none)."""
+    if (
+        len(trace_id) == 16
+        and len(span_id) == 8
+        and len(parent) in (0, 8)
+        and trace_id != _ZERO_TRACE
+        and span_id != _ZERO_SPAN
+    ):
+        return span_id.hex(), trace_id.hex(), "" if parent == _ZERO_SPAN else parent.hex()
+    return span_ids(trace_id.hex(), span_id.hex(), parent.hex())
+
+
 def _attributes(items: Iterable[KeyValue]) -> dict[str, Any]:
     """KeyValues as a dict of plain values.
 
     Raises:
         DuplicateKey: a key appears twice.
     """
-    out = {kv.key: _value(kv.value) for kv in items}
+    out = {}
+    for kv in items:
+        v = kv.value
+        text = v.string_value  # "" for every other type: then the slow path tells them apart
+        out[kv.key] = text if text else _value(v)
     if len(out) != len(items):  # type: ignore[arg-type]
         raise DuplicateKey(kv.key for kv in items)
     return out

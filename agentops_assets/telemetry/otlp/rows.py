@@ -120,8 +120,11 @@ def _text_column(name: str, values: list[Any]) -> pl.Series:
     """A column of raw values as text, converted by polars where the values allow it."""
     if values.count(None) == len(values):  # common: most spans leave most fields empty
         return pl.Series(name, [], dtype=pl.String).extend_constant(None, len(values))
-    with contextlib.suppress(TypeError):
-        return pl.Series(name, values, dtype=pl.String)
+    first = next(v for v in values if v is not None)
+    # A value that is not text makes the build as text fail: numbers go straight to the next.
+    if type(first) is str:
+        with contextlib.suppress(TypeError):
+            return pl.Series(name, values, dtype=pl.String)
     with contextlib.suppress(TypeError, pl.exceptions.PolarsError, OverflowError):
         typed = pl.Series(name, values)  # all ints, all floats or all bools: cast in bulk
         if typed.dtype.is_numeric() or typed.dtype == pl.Boolean:
