@@ -770,3 +770,187 @@ def test_decide_review_and_state_over_http(home):
         assert (state.status_code, state.json()["state"]) == (200, "sandboxed")
     # Stopping the service closed the gate, which flushed its log.
     assert _decisions(home)["decision_id"].to_list() == [answer["decision_id"]]
+
+
+def test_decide_over_http_reports_its_phases_and_answers_a_known_action_on_the_loop(home):
+    import httpx
+
+    from tests.service_server import bearer, role_tokens, running_service
+
+    tokens = role_tokens(home)
+    document = action("fa-1", "FinanceAgent", "invoice.lookup")
+    with running_service(home, gate=Gate(home)) as url:
+        replies = [
+            httpx.post(f"{url}/v1/decide", json=document, headers=bearer(tokens["admin"]))
+            for _ in range(2)
+        ]
+        review = {**action("fa-1", "FinanceAgent", "payments.refund"), "amount_usd": 20_000}
+        reviews = [
+            httpx.post(f"{url}/v1/decide", json=review, headers=bearer(tokens["admin"]))
+            for _ in range(2)
+        ]
+    # A memoized review is decided on the loop; its thread only waits for the fsync.
+    assert [reply.json()["decision"] for reply in reviews] == ["review", "review"]
+    assert all(reply.json()["review_id"] in _queue_ids(home) for reply in reviews)
+    later = _server_timing(reviews[1].headers["server-timing"])
+    assert {"queue", "rego", "journal", "fsync", "handler"} <= later.keys()
+    logged = set(_decisions(home)["decision_id"])
+    assert {reply.json()["decision_id"] for reply in reviews} <= logged
+    phases = [_server_timing(reply.headers["server-timing"]) for reply in replies]
+    assert [reply.json()["decision"] for reply in replies] == ["allow", "allow"]
+    # The first is evaluated on a gate thread (it waited in its queue), the second is memoized
+    # and answered on the event loop: no queue.
+    assert {"queue", "context", "rego", "journal", "handoff", "handler"} <= phases[0].keys()
+    assert "queue" not in phases[1] and {"rego", "journal", "handler"} <= phases[1].keys()
+    assert all(0 <= seconds < 30 for found in phases for seconds in found.values())
+    assert {reply.json()["decision_id"] for reply in replies} <= logged
+
+
+def _server_timing(value: str) -> dict[str, float]:
+    found = {}
+    for part in value.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        found[name] = float(duration) / 1000
+    return found
+
+
+# 7. Answers that wait for nothing, the writers, and the cache under the gate's own commits.
+
+
+def test_decide_now_answers_a_memoized_action_and_logs_it(gate, home):
+    document = action("fa-1", "FinanceAgent", "invoice.lookup")
+    assert gate.decide_now(document, caller=CALLER) is None  # not evaluated yet: it would wait
+    assert gate.written["journal_outstanding"] == 0  # and nothing was logged
+    first = gate.decide(document, caller=CALLER)
+    timings: dict[str, float] = {}
+    second = gate.decide_now(document, caller=CALLER, timings=timings)
+    assert second is not None
+    assert (second["decision"], second["zone"], second["revision"]) == (
+        first["decision"],
+        first["zone"],
+        first["revision"],
+    )
+    assert second["decision_id"] != first["decision_id"]
+    assert {"context", "rego", "journal", "handoff"} <= timings.keys()
+    assert "fsync" not in timings  # an allow does not wait for the disk
+    gate.close()
+    assert sorted(_decisions(home)["decision_id"]) == sorted(
+        [first["decision_id"], second["decision_id"]]
+    )
+
+
+def test_decide_now_leaves_new_agents_unevaluated_actions_and_durable_gates_to_decide(gate, home):
+    stranger = action("fa-9", "FinanceAgent", "invoice.lookup")
+    assert gate.decide_now(stranger, caller=CALLER) is None  # its context is a lake read
+    assert gate.decide_now([1, 2], caller=CALLER) is None  # evaluated to be denied: waits
+    refund = {**action("fa-1", "FinanceAgent", "payments.refund"), "amount_usd": 31_337}
+    assert gate.decide_now(refund, caller=CALLER) is None  # a new amount: evaluated
+    gate.close()
+    assert not lake.table_exists(home.table_uri(POLICY_DECISIONS))  # nothing was logged
+    durable = Gate(home, durable=True)
+    try:
+        green = action("fa-1", "FinanceAgent", "invoice.lookup")
+        durable.decide(green, caller=CALLER)
+        assert durable.decide_now(green, caller=CALLER) is None  # every answer is fsynced
+    finally:
+        durable.close()
+
+
+def test_decide_now_answers_a_review_only_once_its_line_is_fsynced(gate, home):
+    from agentops_assets.service.gate import AnswerAfterFsync
+
+    review = {**action("fa-1", "FinanceAgent", "payments.refund"), "amount_usd": 20_000}
+    first = gate.decide(review, caller=CALLER)
+    human = action("ops-1", "OpsAgent", "kb.search")
+    gate.decide(human, caller=CALLER)
+    assert gate.flush()
+    later = [gate.decide_now(review, caller=CALLER), gate.decide_now(human, caller=CALLER)]
+    assert all(isinstance(now, AnswerAfterFsync) for now in later)
+    syncs = gate.written["journal_syncs"]
+    assert gate.written["journal_outstanding"] == 4  # written: each a row and an item
+    answers = [now.finish() for now in later]
+    assert gate.written["journal_syncs"] == syncs + 1  # the first finish covered both lines
+    assert [a["decision"] for a in answers] == ["review", "review"]
+    assert answers[0]["review_id"] != first["review_id"]  # no event id: a new item each time
+    assert gate.review(answers[1]["review_id"])["state"] == "pending"
+    gate.close()
+    logged = set(_decisions(home)["decision_id"])
+    assert {a["decision_id"] for a in answers} <= logged
+    assert answers[1]["review_id"] in _queue_ids(home)
+
+
+def test_a_review_answer_that_cannot_be_made_durable_is_denied(gate, home, monkeypatch):
+    review = {**action("fa-1", "FinanceAgent", "payments.refund"), "amount_usd": 20_000}
+    gate.decide(review, caller=CALLER)
+    now = gate.decide_now(review, caller=CALLER)
+
+    def no_disk(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("agentops_assets.service.gate.os.fsync", no_disk)
+    answer = now.finish()
+    assert (answer["decision"], answer["rules"]) == ("deny", ["gate_error"])
+    assert "could not be made durable" in answer["error"] and "review_id" not in answer
+
+
+def test_decide_now_fails_closed_too(gate, home):
+    green = action("fa-1", "FinanceAgent", "invoice.lookup")
+    gate.decide(green, caller=CALLER)
+    control_path(home).write_text('{"agents": [1, 2')
+    answer = gate.decide_now(green, caller=CALLER)
+    assert (answer["decision"], answer["rules"]) == ("deny", ["gate_error"])
+    assert "control file" in answer["error"]
+    gate.close()
+    assert answer["decision_id"] in _decisions(home)["decision_id"].to_list()  # logged
+    closed = gate.decide_now(green, caller=CALLER)
+    assert (closed["decision"], closed["error"]) == ("deny", "the gate is closed")
+
+
+def test_the_gates_own_commits_do_not_make_it_rebuild_its_cache(gate, home):
+    state = gate._state
+    for tool in ("invoice.lookup", "iam.create_access_key"):
+        gate.decide(action("fa-1", "FinanceAgent", tool), caller=CALLER)
+    gate.decide({**action("fa-1", "FinanceAgent", "payments.refund"), "amount_usd": 20_000},
+                caller=CALLER)  # fmt: skip
+    assert gate.flush()
+    assert lake_versions(home, POLICY_DECISIONS) >= 1 and _queue_ids(home)
+    time.sleep(0.06)  # past the settling time of a folder's change time
+    assert gate.refresh() is False and gate._state is state
+
+
+def test_a_batch_frame_is_built_in_chunks_with_the_same_rows():
+    from agentops_assets.service.gate import _FRAME_CHUNK, _frame
+
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        {
+            "day": TODAY, "decision_id": f"d-{i}", "path": "p", "input": "{}", "result": "{}",
+            "bundles": "{}", "timestamp": now, "revision": "r", "event_id": f"ev-{i}",
+            "trace_id": None, "agent_id": "fa-1", "agent_type": "FinanceAgent",
+            "kind": "tool_call", "action": "x", "decision": "allow", "zone": "green",
+            "reasons": [f"reason {i}"] * (i % 3), "rules": [], "approvals_required": i % 2,
+            "sample_rate": 0.0, "error": None, "judged_at": now, "source": "gate",
+        }
+        for i in range(3 * _FRAME_CHUNK + 5)
+    ]  # fmt: skip
+    built = _frame(rows, DECISION_SCHEMA)
+    assert built.n_chunks() == 4  # converted a chunk at a time, each holding the GIL briefly
+    assert built.equals(pl.DataFrame(rows, schema=DECISION_SCHEMA))
+    assert _frame(rows[:3], DECISION_SCHEMA).equals(pl.DataFrame(rows[:3], schema=DECISION_SCHEMA))
+
+
+def test_a_writer_is_woken_once_per_batch_and_refuses_items_once_closed():
+    from agentops_assets.service.gate import _GroupCommit
+
+    batches: list[list[int]] = []
+    writer = _GroupCommit[int]("test-writer", batches.append, linger_s=0.3)
+    wakes = []
+    notify = writer._wake.notify
+    writer._wake.notify = lambda n=1: (wakes.append(n), notify(n))  # type: ignore[method-assign]
+    assert all(writer.submit(i) for i in range(50))
+    assert len(wakes) == 1  # the first item woke the writer; the batch's others did not
+    assert writer.flush(5.0)
+    assert batches == [list(range(50))]
+    writer.close()
+    assert writer.submit(50) is False
+    assert writer.committed == 50
