@@ -41,6 +41,19 @@ $(TEST_INSTALLED): $(INSTALLED)
 demo: $(INSTALLED)  ## set up, then simulate a fleet and materialize every asset
 	$(BIN)/agentops demo
 
+# The demo through Dagster's production deployment, started here: the lake on a local S3 server,
+# Dagster on PostgreSQL (AGENTOPS_PG_URL, default postgresql://postgres@127.0.0.1:5432/agentops),
+# webserver, daemon, code server and two Celery workers (AGENTOPS_CELERY_BROKER, default the
+# local RabbitMQ); ends with its tables against the embedded demo's, non-zero if any differs.
+CLUSTER_INSTALLED := $(VENV)/.installed-cluster
+$(CLUSTER_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[cluster]'
+	touch $@
+
+.PHONY: demo-distributed
+demo-distributed: $(CLUSTER_INSTALLED)  ## the demo through Dagster on PostgreSQL and Celery workers
+	$(BIN)/agentops demo --distributed
+
 # The console's browser tests drive Debian's Chromium through Playwright (Playwright's own
 # browser download needs the network at test time; Debian's package comes from the registry).
 CHROMIUM := /usr/bin/chromium

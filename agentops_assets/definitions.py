@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from agentops_assets.defs import automation
+from agentops_assets.defs.executor import selected_executor
 from agentops_assets.defs.resources import LakeResource
 
 with warnings.catch_warnings():
@@ -23,6 +24,7 @@ with warnings.catch_warnings():
         jobs,
         maintenance,
         memory,
+        stream,
         telemetry,
     )
 
@@ -37,7 +39,10 @@ defs = dg.Definitions.merge(
     jobs.defs,
     maintenance.defs,
     automation.defs,
+    stream.defs,
     dg.Definitions(
-        resources={"lake": LakeResource(), "duckdb": DuckDBResource(database=":memory:")}
+        resources={"lake": LakeResource(), "duckdb": DuckDBResource(database=":memory:")},
+        # AGENTOPS_EXECUTOR=celery: steps run on Celery workers (defs/executor.py).
+        executor=selected_executor(),
     ),
 )

@@ -117,6 +117,32 @@ def test_every_variable_the_deployment_sets_is_one_the_code_reads() -> None:
     )
 
 
+def test_the_workers_config_is_in_the_image_and_its_variables_are_set() -> None:
+    workers = yaml.safe_load(WORKERS.read_text())
+    (container,) = workers["spec"]["template"]["spec"]["containers"]
+    command = container["command"]
+    config_path = command[command.index("--config-yaml") + 1]
+    destinations = {
+        shlex.split(args)[-1]: shlex.split(args)[:-1]
+        for name, args in _instructions()
+        if name == "COPY" and not args.startswith("--from")
+    }
+    assert config_path in destinations, f"the image has no {config_path}"
+    (source,) = destinations[config_path]
+    config = yaml.safe_load((ROOT / source).read_text())
+
+    def env_sources(node: object) -> set[str]:
+        if isinstance(node, dict):
+            if set(node) == {"env"}:
+                return {node["env"]}
+            return set().union(*(env_sources(value) for value in node.values()))
+        return set()
+
+    needed = env_sources(config)
+    assert needed, "the worker config reads no variable: the broker would be written in it"
+    assert needed <= {item["name"] for item in container["env"]}
+
+
 def test_no_secret_is_written_in_the_deployment_files() -> None:
     texts = {path.name: path.read_text() for path in (DOCKERFILE, VALUES, WORKERS)}
     values = yaml.safe_load(texts["values.yaml"])

@@ -82,3 +82,18 @@ def test_the_profile_keeps_runs_and_materializations_in_postgres(
     settings = yaml.safe_load(PROFILE.read_text())
     assert settings["storage"]["postgres"] == {"postgres_url": {"env": "DAGSTER_PG_URL"}}
     assert not list(dagster_home.glob("*.db")) and not (dagster_home / "storage").exists()
+
+
+def test_the_celery_worker_config_takes_its_urls_from_the_environment() -> None:
+    from dagster_celery.cli import get_validated_config
+
+    config = PROFILE.parent / "celery.yaml"
+    settings = yaml.safe_load(config.read_text())["execution"]["config"]
+    assert settings["broker"] == {"env": "AGENTOPS_CELERY_BROKER"}
+    assert settings["backend"] == {"env": "AGENTOPS_CELERY_BACKEND"}
+    broker = "amqp://guest:guest@127.0.0.1:5672//"
+    with environment(AGENTOPS_CELERY_BROKER=broker, AGENTOPS_CELERY_BACKEND="rpc://"):
+        validated = get_validated_config(str(config))
+    # dagster-celery's own schema accepts it, and the worker gets the URLs from the variables.
+    assert validated["broker"] == broker and validated["backend"] == "rpc://"
+    assert validated["config_source"]["worker_prefetch_multiplier"] == 1

@@ -24,6 +24,7 @@ from agentops_assets.cli.finops import finops
 from agentops_assets.cli.governance import audit, policy, review
 from agentops_assets.cli.memory import memory
 from agentops_assets.cli.service import serve, token
+from agentops_assets.cli.stream import stream
 from agentops_assets.storage.config import Paths
 
 console = Console()
@@ -383,16 +384,33 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option("--agents", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--days", default=14, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=42, show_default=True, type=int)
-def demo(agents: int, days: int, seed: int) -> None:
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Run it through Dagster's production deployment started locally (S3 server, "
+    "PostgreSQL storage, webserver, daemon, code server, two Celery workers), then compare "
+    "its tables with the embedded demo's.",
+)
+def demo(agents: int, days: int, seed: int, distributed: bool) -> None:
     """Simulate two weeks of a 20-agent fleet, materialize every asset, print a summary.
 
     The first week is a clean baseline; the incidents fall in the second, where drift
     detection (which judges a day against at least 7 days before it) can find them.
 
+    With --distributed, the fleet goes into $AGENTOPS_HOME/distributed and through a local
+    deployment (PostgreSQL from AGENTOPS_PG_URL, the Celery broker from AGENTOPS_CELERY_BROKER);
+    the demo exits non-zero if any table differs from the embedded demo's.
+
     \b
     Example:
       AGENTOPS_HOME=/tmp/agentops agentops demo
+      AGENTOPS_HOME=/tmp/agentops agentops demo --distributed
     """
+    if distributed:
+        from agentops_assets.cli.distributed import demo_distributed
+
+        _paths()
+        raise SystemExit(demo_distributed(agents, days, seed))
     paths = _paths()
     started = time.perf_counter()
     summary = _simulate(
@@ -697,6 +715,7 @@ main.add_command(control)
 main.add_command(chaos)
 main.add_command(serve)
 main.add_command(token)
+main.add_command(stream)
 
 if __name__ == "__main__":
     main()
