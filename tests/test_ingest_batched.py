@@ -10,6 +10,7 @@ numbers in one file and as text in another, ISO and epoch timestamps, protobuf a
 from __future__ import annotations
 
 import gzip
+import multiprocessing
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,6 +195,39 @@ def test_ingesting_in_batches_stores_what_file_by_file_stores(
     files = tables[1][INGESTED_FILES]
     assert (files["records"] == files["good_rows"] + files["quarantined_rows"]).all()
     assert (files["good_rows"] == files["new_rows"] + files["duplicate_rows"]).all()
+
+
+def _ingest_as_a_daemon(home: str, answers: multiprocessing.Queue) -> None:
+    ingest.PROCESS_POOL_BYTES = 0  # would parse OTLP in worker processes, were it allowed,
+    ingest.BATCH_FILES = 1  # every OTLP file after the first
+    try:
+        report = ingest_landing(Paths.from_env(home), now=NOW)
+        answers.put(("ok", report.new_rows))
+    except BaseException as error:  # the parent reports it
+        answers.put(("failed", repr(error)))
+
+
+def test_a_daemonic_process_such_as_a_celery_worker_ingests_otlp_in_threads(
+    tmp_path: Path,
+) -> None:
+    """A Celery prefork worker runs steps in daemonic processes, which may not have children;
+    ingestion of a large OTLP landing there must not try to start worker processes."""
+    landing = _landing(tmp_path / "source")
+    expected = Paths.from_env(tmp_path / "here")
+    shutil.copytree(landing, expected.landing)
+    daemon_home = tmp_path / "daemon"
+    shutil.copytree(landing, Paths.from_env(daemon_home).landing)
+    spawn = multiprocessing.get_context("spawn")
+    answers = spawn.Queue()
+    child = spawn.Process(target=_ingest_as_a_daemon, args=(str(daemon_home), answers), daemon=True)
+    child.start()
+    outcome, value = answers.get(timeout=300)
+    child.join(timeout=60)
+    assert outcome == "ok", value
+    assert value == ingest_landing(expected, now=NOW).new_rows > 0
+    stored, wanted = _tables(Paths.from_env(daemon_home)), _tables(expected)
+    for name in (AGENT_EVENTS, QUARANTINE):
+        assert stored[name].equals(wanted[name]), name
 
 
 def _results_of(report: ingest.IngestReport) -> list[tuple]:

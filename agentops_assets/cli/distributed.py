@@ -852,7 +852,7 @@ def _wait_run(instance, running, run_id, report, since, what: str | None = None)
 
 def run_outcome(instance, run_ids: list[str]):
     """The summary lines of the runs, as the embedded demo prints them."""
-    from agentops_assets.cli.runner import RunOutcome, _merge_days, _summary
+    from agentops_assets.cli.runner import RunOutcome, add_event_lines, merge_days
 
     outcome, days = RunOutcome(), RunOutcome()
     count = 0
@@ -861,28 +861,11 @@ def run_outcome(instance, run_ids: list[str]):
         target = days if run.job_name == "daily_job" else outcome
         count += run.job_name == "daily_job"
         target.run_ids.append(run_id)
-        assets: dict[str, int] = {}
-        for entry in instance.all_logs(run_id):
-            event = entry.dagster_event
-            if event is None:
-                continue
-            if event.is_step_materialization:
-                materialization = event.step_materialization_data.materialization
-                name = materialization.asset_key.to_user_string()
-                line = (name, _summary(materialization.metadata))
-                if name in assets:
-                    target.lines[assets[name]] = line
-                else:
-                    assets[name] = len(target.lines)
-                    target.lines.append(line)
-            elif event.event_type_value == "ASSET_CHECK_EVALUATION":
-                check = event.event_specific_data
-                verdict = "passed" if check.passed else f"FAILED ({check.severity.value.lower()})"
-                name = f"{check.asset_key.to_user_string()}:{check.check_name}"
-                target.lines.append((name, f"{verdict}  {_summary(check.metadata)}"))
+        logs = instance.all_logs(run_id)
+        add_event_lines([entry.dagster_event for entry in logs if entry.dagster_event], target)
     control = [line for line in outcome.lines if line[0].startswith("autonomy_state")]
     outcome.lines = [line for line in outcome.lines if line not in control]
-    _merge_days(days, outcome, count)
+    merge_days(days, outcome, count)
     outcome.lines += control
     return outcome
 
@@ -924,18 +907,7 @@ def demo_distributed(agents: int, days: int, seed: int) -> int:
         err.print(f"[dim]{datetime.now():%H:%M:%S}[/] {message}", soft_wrap=True)
 
     with environment(AGENTOPS_HOME=str(home)):
-        summary = cli._simulate(
-            paths,
-            agents=agents,
-            days=days,
-            seed=seed,
-            fmt="both",
-            bad_fraction=0.005,
-            start=None,
-            cycles_per_day=60,
-            gzip=False,
-            first_incident_day=cli.DEMO_BASELINE_DAYS if days > cli.DEMO_BASELINE_DAYS else 1,
-        )
+        summary = cli.simulate_demo_fleet(paths, agents=agents, days=days, seed=seed)
         cli._seed_knowledge(paths)
     console.print(
         f"Simulated {summary.events:,} events from {agents} agents over {days} days into "

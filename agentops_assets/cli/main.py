@@ -140,6 +140,23 @@ def _simulate(paths: Paths, *, start: date | None, cycles_per_day: int, **option
             raise click.BadParameter(str(error)) from None
 
 
+def simulate_demo_fleet(paths: Paths, *, agents: int, days: int, seed: int):
+    """The demo's fleet (both formats, a few malformed records, the incidents after the
+    baseline week) into ``paths.landing``; the distributed demo simulates the same one."""
+    return _simulate(
+        paths,
+        agents=agents,
+        days=days,
+        seed=seed,
+        fmt="both",
+        bad_fraction=0.005,
+        start=None,
+        cycles_per_day=60,
+        gzip=False,
+        first_incident_day=DEMO_BASELINE_DAYS if days > DEMO_BASELINE_DAYS else 1,
+    )
+
+
 @contextmanager
 def _progress(description: str):
     """A progress bar on stderr; yields the bar and its task."""
@@ -413,18 +430,7 @@ def demo(agents: int, days: int, seed: int, distributed: bool) -> None:
         raise SystemExit(demo_distributed(agents, days, seed))
     paths = _paths()
     started = time.perf_counter()
-    summary = _simulate(
-        paths,
-        agents=agents,
-        days=days,
-        seed=seed,
-        fmt="both",
-        bad_fraction=0.005,
-        start=None,
-        cycles_per_day=60,
-        gzip=False,
-        first_incident_day=DEMO_BASELINE_DAYS if days > DEMO_BASELINE_DAYS else 1,
-    )
+    summary = simulate_demo_fleet(paths, agents=agents, days=days, seed=seed)
     console.print(
         f"Simulated {summary.events:,} events and {sum(summary.bad_records.values()):,} "
         f"malformed records from {agents} agents over {days} days into {paths.landing}"

@@ -132,7 +132,7 @@ def _materialize(paths: Paths, instance, outcome: RunOutcome) -> None:
             _collect(result, finops)
             if not result.success:
                 break
-        _merge_days(finops, outcome, len(days))
+        merge_days(finops, outcome, len(days))
         if outcome.success:
             result = defs.resolve_job_def("control_job").execute_in_process(
                 instance=instance, raise_on_error=False, tags=owner, run_config=run_config
@@ -200,8 +200,14 @@ def finops_days(paths: Paths) -> list[tuple[date, date]]:
 def _collect(result, outcome: RunOutcome) -> None:
     outcome.run_ids.append(result.run_id)
     outcome.success = outcome.success and result.success
+    add_event_lines(result.all_events, outcome)
+
+
+def add_event_lines(events, outcome: RunOutcome) -> None:
+    """Add one run's summary lines to ``outcome``: each asset's last materialization, every
+    check, and the error of a failed step (the run's Dagster events, in order)."""
     assets: dict[str, int] = {}  # asset -> its line: the last materialization describes it
-    for event in result.all_events:
+    for event in events:
         if event.is_step_materialization:
             materialization = event.step_materialization_data.materialization
             name = materialization.asset_key.to_user_string()
@@ -222,7 +228,7 @@ def _collect(result, outcome: RunOutcome) -> None:
             outcome.error = str(event.step_failure_data.error.message).strip()
 
 
-def _merge_days(days: RunOutcome, outcome: RunOutcome, count: int) -> None:
+def merge_days(days: RunOutcome, outcome: RunOutcome, count: int) -> None:
     """The per-day FinOps runs as a few lines: each asset's last day, every failed check."""
     outcome.run_ids += days.run_ids
     outcome.success = outcome.success and days.success

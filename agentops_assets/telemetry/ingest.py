@@ -149,7 +149,10 @@ def _read_ahead(
     with contextlib.ExitStack() as stack:
         threads = stack.enter_context(ThreadPoolExecutor(workers))
         processes: ProcessPoolExecutor | None = None
-        if workers > 1 and otlp_bytes >= PROCESS_POOL_BYTES:
+        # A daemonic process (a Celery prefork worker running the step, a multiprocessing
+        # pool's worker) may not start children: it parses in threads.
+        daemonic = multiprocessing.current_process().daemon
+        if workers > 1 and otlp_bytes >= PROCESS_POOL_BYTES and not daemonic:
             spawn = multiprocessing.get_context("spawn")
             processes = stack.enter_context(ProcessPoolExecutor(workers, mp_context=spawn))
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="agentops-ingest-"))
