@@ -149,6 +149,21 @@ _MESSAGE_KEYS: Final = frozenset(
     }
 )
 _NO_AGENTOPS: Final = (None,) * len(_AGENTOPS)
+_IDENTITY_KEYS: Final = frozenset(
+    {
+        "gen_ai.agent.name",
+        "agent.name",
+        "gen_ai.agent.id",
+        "agentops.agent.type",
+        "gen_ai.conversation.id",
+        "session.id",
+    }
+)
+_ACTION_KEYS: Final = frozenset({"gen_ai.tool.name", "tool.name", "agentops.action"})
+# Kinds of the operation names seen, by (name, has_outcome): a few names repeat over every
+# span; bounded, since span names are tried as operations too.
+_KIND_CACHE: dict[tuple[str, bool], str] = {}
+_KIND_CACHE_SIZE: Final = 4096
 
 # In the functions below the first key present wins, in the order OTel GenAI, OpenInference,
 # then other spellings. The pops are written out rather than looped over tuples of keys: this
@@ -161,6 +176,8 @@ def identity(m: dict[str, Any]) -> tuple[Any, Any, Any]:
     gen_ai.agent.name (or OpenInference agent.name) may name both the instance and the type;
     a name that neither field took stays in ``m``.
     """
+    if m.keys().isdisjoint(_IDENTITY_KEYS):
+        return None, None, None  # every pop below would miss
     p = m.pop
     agent_name = p("gen_ai.agent.name", None)
     oi_agent = p("agent.name", None)
@@ -185,11 +202,14 @@ def identity(m: dict[str, Any]) -> tuple[Any, Any, Any]:
 def action(m: dict[str, Any], operation: Any) -> tuple[Any, Any]:
     """``(action, tool)``: the tool name, else agentops.action, else the operation name."""
     p = m.pop
-    action = tool = p("gen_ai.tool.name", None)
-    if tool is None:
-        action = tool = p("tool.name", None)
-    if action is None:
-        action = p("agentops.action", None)
+    if m.keys().isdisjoint(_ACTION_KEYS):
+        action = tool = None  # the pops would miss
+    else:
+        action = tool = p("gen_ai.tool.name", None)
+        if tool is None:
+            action = tool = p("tool.name", None)
+        if action is None:
+            action = p("agentops.action", None)
     if action is None and operation is not None:
         action = p("gen_ai.operation.name")
     return action, tool
@@ -287,6 +307,15 @@ def agentops_fields(m: dict[str, Any]) -> tuple[Any, ...]:
 
 def _operation_kind(operation: str, has_outcome: bool) -> str:
     """The kind of a gen_ai.operation.name, or "" if the name is not one this reader knows."""
+    kind = _KIND_CACHE.get((operation, has_outcome))
+    if kind is None:
+        kind = _operation_kind_of(operation, has_outcome)
+        if len(_KIND_CACHE) < _KIND_CACHE_SIZE:
+            _KIND_CACHE[operation, has_outcome] = kind
+    return kind
+
+
+def _operation_kind_of(operation: str, has_outcome: bool) -> str:
     op = operation.lower()
     kind = _OPERATION_KINDS.get(op)
     if kind is not None:

@@ -90,18 +90,21 @@ def _read_scope(rows: Rows, resource: Iterable[KeyValue], ss: ScopeSpans) -> Non
         scope = Scope(_attributes(resource), identity)
     except DuplicateKey as error:
         scope = Scope.refused(error)
-    for span in ss.spans:
-        if scope.problem:
+    spans = ss.spans
+    if scope.problem:
+        for span in spans:
             rows.reject("duplicate_key", scope.problem, _span_json(span))
-            continue
+        return
+    add, reject, map_one = rows.add, rows.reject, _map_span
+    for span in spans:
         try:
-            out = _map_span(span, scope)
+            out = map_one(span, scope)
         except DuplicateKey as error:
             out = ("duplicate_key", f"span attribute {error} {TWICE}")
         if len(out) == 2:
-            rows.reject(out[0], out[1], _span_json(span))
+            reject(out[0], out[1], _span_json(span))
         else:
-            rows.add(out)
+            add(out)
 
 
 def _map_span(span: Span, scope: Scope) -> tuple[Any, ...]:
@@ -157,20 +160,25 @@ def _attributes(items: Iterable[KeyValue]) -> dict[str, Any]:
 def _value(v: AnyValue) -> Any:
     """An AnyValue as the plain value the JSON reader makes of its OTLP/JSON form."""
     which = v.WhichOneof("value")
+    # The usual types first: ints (token counts), doubles, then text (here only when empty).
+    if which == "int_value":
+        return v.int_value
+    if which == "double_value":
+        d = v.double_value
+        return d if math.isfinite(d) else _NON_FINITE.get(d, "NaN")
     if which == "string_value":
         return v.string_value
     if which is None:
         return None
-    if which == "double_value":
-        d = v.double_value
-        return d if math.isfinite(d) else _NON_FINITE.get(d, "NaN")
+    if which == "bool_value":
+        return v.bool_value
     if which == "array_value":
         return [_value(e) for e in v.array_value.values]
     if which == "kvlist_value":
         return _attributes(v.kvlist_value.values)
     if which == "bytes_value":
         return base64.b64encode(v.bytes_value).decode()  # OTLP/JSON's bytesValue: base64
-    return getattr(v, which)  # int_value, bool_value
+    return getattr(v, which)  # a type newer than this reader
 
 
 def _event(ev: Span.Event) -> dict[str, Any]:

@@ -58,11 +58,7 @@ class Rows:
         self.flush()
         if inherit:
             _inherit(self.columns)
-        series = [pl.Series("_index", self.indices, dtype=pl.Int64)]
-        series += [_text_column(name, values) for name, values in self.columns.items()]
-        records = pl.DataFrame(series, schema=RAW_SCHEMA).with_columns(
-            _duration_ms(start=pl.col("ts"), end=pl.col("duration_ms"))
-        )
+        records = _frame(self.indices, self.columns)
         records = self._without_oversized(records, raw)
         return ParsedRecords(
             records=records, rejects=self.rejects, raw=raw, records_read=self.index
@@ -72,14 +68,16 @@ class Rows:
         """Records less spans over ``MAX_RECORD_BYTES`` of text, which become rejects.
 
         A span is measured by the text it would store (every column, attributes included):
-        cheap in polars, and within a few bytes of its JSON size.
+        cheap in polars, and within a few bytes of its JSON size. ``records`` holds that size
+        as its last column, ``_size`` (see :func:`_frame`); it is dropped here.
         """
-        size = records.select(
-            pl.sum_horizontal(pl.col(pl.String).str.len_bytes()).alias("size"), "_index"
-        )
-        large = size.filter(pl.col("size") > MAX_RECORD_BYTES)
-        if large.is_empty():
+        size = records.get_column("_size")
+        records = records.drop("_size")
+        if not len(size) or size.max() <= MAX_RECORD_BYTES:  # type: ignore[operator]
             return records
+        large = pl.DataFrame([size, records.get_column("_index")]).filter(
+            pl.col("_size") > MAX_RECORD_BYTES
+        )
         for size_bytes, index in large.iter_rows():
             detail = (
                 f"The span has {size_bytes:,} bytes of text; records are limited to "
@@ -88,6 +86,43 @@ class Rows:
             raw_text = raw(index)[:_RAW_KEPT]
             self.rejects.append(Reject(index, "record_too_large", detail, raw_text, size_bytes))
         return records.filter(pl.col("_index").is_in(large.get_column("_index")).not_())
+
+
+def _frame(indices: list[int], columns: dict[str, list[Any]]) -> pl.DataFrame:
+    """The ``RAW_SCHEMA`` frame of the columns, duration_ms computed, plus ``_size``.
+
+    Columns with no value at all (most of them, for most files) are made as null literals in
+    the one query that also computes duration_ms and the text size of each record: a
+    Series per empty column costs more than the rest of the frame.
+    """
+    series = [pl.Series("_index", indices, dtype=pl.Int64)]
+    empty = []
+    for name, values in columns.items():
+        if not values or (values[0] is None and values.count(None) == len(values)):
+            empty.append(_NULL[name])
+        else:
+            series.append(_text_column(name, values))
+    return (
+        pl.DataFrame(series)
+        .lazy()
+        .with_columns(empty)
+        .with_columns(_DURATION)
+        .select(*_RAW_NAMES, _SIZE)
+        .collect()
+    )
+
+
+def _duration_ms(*, start: pl.Expr, end: pl.Expr) -> pl.Expr:
+    """(end - start) / 1e6 as text, for epoch-nanosecond times; null when either is not one."""
+    nanos = end.cast(pl.Int64, strict=False) - start.cast(pl.Int64, strict=False)
+    return (nanos / 1e6).cast(pl.String).alias("duration_ms")
+
+
+# The expressions of _frame, made once: building them costs more than some files' parse.
+_NULL: Final = {name: pl.lit(None, dtype=pl.String).alias(name) for name in FIELDS}
+_DURATION: Final = _duration_ms(start=pl.col("ts"), end=pl.col("duration_ms"))
+_SIZE: Final = pl.sum_horizontal(pl.col(pl.String).str.len_bytes()).alias("_size")
+_RAW_NAMES: Final = RAW_SCHEMA.names()
 
 
 def without_gc(read: Callable[[], _T]) -> _T:
@@ -117,9 +152,7 @@ def whole_file(data: bytes, reason: str, detail: str, *, binary: bool = False) -
 
 
 def _text_column(name: str, values: list[Any]) -> pl.Series:
-    """A column of raw values as text, converted by polars where the values allow it."""
-    if values.count(None) == len(values):  # common: most spans leave most fields empty
-        return pl.Series(name, [], dtype=pl.String).extend_constant(None, len(values))
+    """A column of raw values, not all None, as text, converted by polars where they allow it."""
     first = next(v for v in values if v is not None)
     # A value that is not text makes the build as text fail: numbers go straight to the next.
     if type(first) is str:
@@ -130,12 +163,6 @@ def _text_column(name: str, values: list[Any]) -> pl.Series:
         if typed.dtype.is_numeric() or typed.dtype == pl.Boolean:
             return typed.cast(pl.String)
     return pl.Series(name, [text(v) for v in values], dtype=pl.String)
-
-
-def _duration_ms(*, start: pl.Expr, end: pl.Expr) -> pl.Expr:
-    """(end - start) / 1e6 as text, for epoch-nanosecond times; null when either is not one."""
-    nanos = end.cast(pl.Int64, strict=False) - start.cast(pl.Int64, strict=False)
-    return (nanos / 1e6).cast(pl.String).alias("duration_ms")
 
 
 def _inherit(columns: dict[str, list[Any]]) -> None:
@@ -153,6 +180,7 @@ def _inherit(columns: dict[str, list[Any]]) -> None:
         return
     position = {e: i for i, e in enumerate(event_ids)}
     attributes = columns["attributes"]
+    agent_types, tiers = columns["agent_type"], columns["agent_tier"]
 
     def ancestor(i: int, column: list[Any]) -> int | None:
         for _ in range(256):  # depth bound; also ends parent cycles
@@ -164,14 +192,18 @@ def _inherit(columns: dict[str, list[Any]]) -> None:
             i = j
         return None
 
+    get = position.get
     for i in need_agent:
-        j = ancestor(i, agent_ids)
+        j = get(parents[i])  # the parent itself, usually: ancestor's first step
+        if j is None or j == i or agent_ids[j] is None:
+            j = ancestor(i, agent_ids)
         if j is not None:
-            for name in ("agent_id", "agent_type", "agent_tier"):
-                columns[name][i] = columns[name][j]
+            agent_ids[i], agent_types[i], tiers[i] = agent_ids[j], agent_types[j], tiers[j]
             attributes[i] = _with_key(attributes[i], "agentops.agent.inherited_from", event_ids[j])
     for i in need_session:
-        j = ancestor(i, sessions)
+        j = get(parents[i])
+        if j is None or j == i or sessions[j] is None:
+            j = ancestor(i, sessions)
         if j is not None:
             sessions[i] = sessions[j]
             attributes[i] = _with_key(
@@ -179,6 +211,13 @@ def _inherit(columns: dict[str, list[Any]]) -> None:
             )
 
 
+_KEY_JSON: Final = {
+    key: orjson.dumps(key).decode() + ":"
+    for key in ("agentops.agent.inherited_from", "agentops.session.inherited_from")
+}
+
+
 def _with_key(obj_json: str, key: str, value: str) -> str:
-    extra = orjson.dumps({key: value}).decode()
-    return extra if obj_json == "{}" else obj_json[:-1] + "," + extra[1:]
+    """The JSON object ``obj_json`` with ``key: value`` added last."""
+    member = _KEY_JSON[key] + orjson.dumps(value).decode()
+    return "{" + member + "}" if obj_json == "{}" else obj_json[:-1] + "," + member + "}"

@@ -163,6 +163,10 @@ def _attributes_lenient(items: Any) -> dict[str, Any]:
 
 def dumps(v: Any) -> str:
     """``v`` as JSON text; values orjson cannot write become their text."""
+    try:  # the usual case, text keys alone: written the same with or without the option
+        return orjson.dumps(v).decode()
+    except TypeError:
+        pass
     try:
         return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
