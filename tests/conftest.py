@@ -17,6 +17,7 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     monkeypatch.setenv("AGENTOPS_HOME", str(home))
     monkeypatch.delenv("AGENTOPS_LAKE_URI", raising=False)
     monkeypatch.delenv("AGENTOPS_INDEX_URI", raising=False)
+    monkeypatch.delenv("AGENTOPS_LANDING_URI", raising=False)
     return Paths.from_env()
 
 

@@ -35,6 +35,7 @@ def s3_env(s3_server: LocalS3) -> dict[str, str]:
 def s3_paths(tmp_path: Path, s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Paths:
     """A home on ``tmp_path`` (landing, locks, knowledge) with the lake and index on S3."""
     monkeypatch.setenv("AGENTOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AGENTOPS_LANDING_URI", raising=False)  # landing: local unless a test says
     for name, value in s3_env.items():
         monkeypatch.setenv(name, value)
     paths = Paths.from_env()

@@ -820,7 +820,7 @@ def landing_waiting(running: Deployment) -> bool:
 
     with environment(**_lake_env(running)):
         paths = paths_for(running)
-        return bool(pending_files(discover(paths.landing), ingested_stamps(paths)))
+        return bool(pending_files(discover(paths.landing_uri), ingested_stamps(paths)))
 
 
 def telemetry_days(running: Deployment) -> list[str]:

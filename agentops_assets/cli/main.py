@@ -100,6 +100,7 @@ def simulate(
       agentops simulate --agents 20 --days 7 --seed 42 --format both --bad-fraction 0.01
     """
     paths = _paths()
+    _require_local_landing(paths)
     summary = _simulate(
         paths,
         agents=agents,
@@ -117,6 +118,16 @@ def simulate(
         f"({summary.start} .. {summary.end}) to {paths.landing}"
     )
     console.print(f"Incidents' ground truth: {paths.simulator / 'incidents.json'}")
+
+
+def _require_local_landing(paths: Paths) -> None:
+    """The simulator writes files into a folder: refuse an object-store landing in one sentence."""
+    if not paths.landing_is_local:
+        raise click.ClickException(
+            f"The simulator writes into a local folder, but AGENTOPS_LANDING_URI is "
+            f"{paths.landing_uri}: unset it (or point it at a local path) to simulate, then copy "
+            "the files under the prefix."
+        )
 
 
 def _simulate(paths: Paths, *, start: date | None, cycles_per_day: int, **options):
@@ -303,7 +314,7 @@ def run() -> None:
         raise SystemExit(1)
     if not _has_telemetry(paths):
         err.print(
-            f"No telemetry yet: the landing folder {paths.landing} holds no events. "
+            f"No telemetry yet: the landing {paths.landing_uri} holds no events. "
             "Run `agentops simulate` to write a sample, or drop JSONL files there, "
             "then `agentops run` again.",
             markup=False,
@@ -426,9 +437,10 @@ def demo(agents: int, days: int, seed: int, distributed: bool) -> None:
     if distributed:
         from agentops_assets.cli.distributed import demo_distributed
 
-        _paths()
+        _require_local_landing(_paths())
         raise SystemExit(demo_distributed(agents, days, seed))
     paths = _paths()
+    _require_local_landing(paths)
     started = time.perf_counter()
     summary = simulate_demo_fleet(paths, agents=agents, days=days, seed=seed)
     console.print(

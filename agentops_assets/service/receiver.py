@@ -10,9 +10,12 @@ disk fails). ``POST /v1/events`` takes native JSONL reasoning-log events the sam
 
 Each accepted request becomes one landing file, written to a hidden temporary name that
 landing discovery skips, flushed and fsynced, then renamed into place and its folder fsynced:
-only then is the request acknowledged. Ingestion, the landing sensor and exactly-once apply
-unchanged: the file lands whole, and every span ingestion cannot store is quarantined with
-its reason when the file is ingested, whatever the reply said.
+only then is the request acknowledged. With the landing on object storage
+(``AGENTOPS_LANDING_URI=s3://...``) it becomes one object instead, stored by one atomic PUT
+(no temporary name needed), and the request is acknowledged once the PUT has returned.
+Ingestion, the landing sensor and exactly-once apply unchanged: the file lands whole, and
+every span ingestion cannot store is quarantined with its reason when the file is ingested,
+whatever the reply said.
 
 How a trace body is checked before it is acknowledged (``check``, or the environment
 variable ``AGENTOPS_RECEIVER_CHECK``; partial success is optional in the OTLP specification):
@@ -64,7 +67,12 @@ from agentops_assets.storage.config import Paths
 from agentops_assets.stream import StreamError, TelemetryStream, open_stream
 from agentops_assets.telemetry.ingest import ingested_stamps
 from agentops_assets.telemetry.jsonl import read_jsonl
-from agentops_assets.telemetry.landing import SourceFormat, discover, pending_files
+from agentops_assets.telemetry.landing import (
+    SourceFormat,
+    discover,
+    pending_files,
+    write_object,
+)
 from agentops_assets.telemetry.otlp import read_otlp, read_otlp_protobuf
 from agentops_assets.telemetry.parsed import ParsedRecords, Reject
 from agentops_assets.telemetry.redact import quarantine_secret_keys, redact_text
@@ -135,7 +143,8 @@ class Receiver:
     """Turns OTLP/HTTP and JSONL request bodies into durable landing files (thread-safe).
 
     Args:
-        paths: The storage layout; files land under ``paths.landing``.
+        paths: The storage layout; files land under ``paths.landing_uri`` (a local folder, or
+            an object-store prefix).
         max_body_bytes: Largest body accepted, compressed and again once decompressed.
         max_backlog_files: Landing files waiting for ingestion above which requests get 429.
         max_backlog_bytes: Bytes of landing files waiting above which requests get 429.
@@ -186,7 +195,8 @@ class Receiver:
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._backlog.read()  # the first measurement here, not on a request's time
-        sweep_temporaries(paths.landing)
+        if paths.landing_is_local:  # objects are stored whole: no temporaries to sweep
+            sweep_temporaries(paths.landing)
         if self.workers > 0:  # start them now: the service is ready once they are
             self._worker_pool()
 
@@ -367,8 +377,10 @@ class Receiver:
         if self.stream is not None:
             return self._publish(kind, suffix, data)
         now = datetime.now(UTC)
-        folder = self.paths.landing / kind / now.strftime("%Y-%m-%d")
         name = f"{_sortable_id(now)}{suffix}"
+        if not self.paths.landing_is_local:
+            return self._put(f"{kind}/{now.strftime('%Y-%m-%d')}/{name}", data)
+        folder = self.paths.landing / kind / now.strftime("%Y-%m-%d")
         try:
             self._ensure_folder(folder)
             try:
@@ -382,6 +394,21 @@ class Receiver:
             raise _Refused(503, message, {"Retry-After": str(self.retry_after_seconds)}) from None
         self._backlog.landed(len(data))
         return folder / name
+
+    def _put(self, key: str, data: bytes) -> str:
+        """Store ``data`` as the object ``key`` under the landing prefix; its URI.
+
+        Raises:
+            _Refused: 503 when the store refuses the write or cannot be reached.
+        """
+        uri = f"{self.paths.landing_uri}/{key}"
+        try:
+            write_object(uri, data)
+        except OSError as error:
+            message = f"The request could not be stored durably ({error})."
+            raise _Refused(503, message, {"Retry-After": str(self.retry_after_seconds)}) from None
+        self._backlog.landed(len(data))
+        return uri
 
     def _publish(self, kind: Kind, suffix: str, data: bytes) -> str:
         """Publish ``data`` (stored as a landing file would be) to the stream; its id.
@@ -464,7 +491,8 @@ class _BacklogGauge:
         with self.lock:  # landings from now on are counted by this measurement or the next
             before_files, before_bytes = self.added_files, self.added_bytes
         try:
-            waiting = pending_files(discover(self.paths.landing), ingested_stamps(self.paths))
+            landing = discover(self.paths.landing_uri)
+            waiting = pending_files(landing, ingested_stamps(self.paths))
         except Exception:  # an unreadable table must not stop telemetry: keep the last figure
             logger.exception("could not measure the landing backlog")
             with self.lock:

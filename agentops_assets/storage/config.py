@@ -1,8 +1,9 @@
-"""Where everything lives: one setting, ``AGENTOPS_HOME``, and optional lake and index URIs.
+"""Where everything lives: ``AGENTOPS_HOME``, and optional lake, index and landing URIs.
 
-The Delta lake (``AGENTOPS_LAKE_URI``) and the LanceDB retrieval index (``AGENTOPS_INDEX_URI``)
-may live on object storage (``s3://``, ``gs://``, ``az://``); everything else under the home
-(landing, knowledge, locks, Dagster's home) stays on the machine's disk. Object-store
+The Delta lake (``AGENTOPS_LAKE_URI``), the LanceDB retrieval index (``AGENTOPS_INDEX_URI``) and
+the landing folder (``AGENTOPS_LANDING_URI``) may live on object storage (``s3://``, ``gs://``,
+``az://``); everything else under the home (knowledge, locks, Dagster's home) stays on the
+machine's disk. Object-store
 credentials and endpoint come from the usual environment variables (``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, ...), read in one place here: :func:`delta_storage_options` for
 deltalake and polars, :func:`lance_storage_options` for LanceDB. Readers and writers that
@@ -28,29 +29,57 @@ class Paths:
 
     ``lake_uri`` and ``index_uri`` may point at object storage (``s3://``, ``gs://``,
     ``az://``); every other folder is local to the machine running the code location.
-    ``index_uri`` defaults to the ``lance`` folder under the home.
+    ``index_uri`` defaults to the ``lance`` folder under the home, ``landing_uri`` to its
+    ``landing`` folder.
     """
 
     home: Path
     lake_uri: str
     index_uri: str = field(default="")
+    landing_uri: str = field(default="")
 
     def __post_init__(self) -> None:
         if not self.index_uri:
             object.__setattr__(self, "index_uri", str(self.home / "lance"))
+        if not self.landing_uri:
+            object.__setattr__(self, "landing_uri", str(self.home / "landing"))
 
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None) -> Paths:
-        """Resolve the layout from arguments, then ``AGENTOPS_HOME``, ``AGENTOPS_LAKE_URI`` and
-        ``AGENTOPS_INDEX_URI``."""
+        """Resolve the layout from arguments, then ``AGENTOPS_HOME``, ``AGENTOPS_LAKE_URI``,
+        ``AGENTOPS_INDEX_URI`` and ``AGENTOPS_LANDING_URI``."""
         root = Path(home or os.environ.get("AGENTOPS_HOME") or DEFAULT_HOME).expanduser().resolve()
         lake = os.environ.get("AGENTOPS_LAKE_URI") or str(root / "lake")
         index = os.environ.get("AGENTOPS_INDEX_URI") or str(root / "lance")
-        return cls(home=root, lake_uri=lake.rstrip("/"), index_uri=index.rstrip("/"))
+        landing = os.environ.get("AGENTOPS_LANDING_URI") or str(root / "landing")
+        if is_local(landing):  # a link is kept as it is: the landing folder may be one
+            landing = str(Path(landing.removeprefix("file://")).expanduser().absolute())
+        return cls(
+            home=root,
+            lake_uri=lake.rstrip("/"),
+            index_uri=index.rstrip("/"),
+            landing_uri=landing.rstrip("/"),
+        )
+
+    @property
+    def landing_is_local(self) -> bool:
+        """Whether the landing folder is a folder on this machine (else an object-store prefix)."""
+        return is_local(self.landing_uri)
 
     @property
     def landing(self) -> Path:
-        return self.home / "landing"
+        """The landing folder on this machine; code that may see an object-store landing reads
+        :attr:`landing_uri` instead.
+
+        Raises:
+            ValueError: ``AGENTOPS_LANDING_URI`` is an object-store URI, not a local folder.
+        """
+        if not self.landing_is_local:
+            raise ValueError(
+                f"The landing folder is on object storage ({self.landing_uri}); this command "
+                "needs a local folder: unset AGENTOPS_LANDING_URI or point it at a local path."
+            )
+        return Path(self.landing_uri)
 
     @property
     def knowledge(self) -> Path:

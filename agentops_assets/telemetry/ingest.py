@@ -112,7 +112,7 @@ def ingest_landing(
     limits = ReadLimits.from_env(chunk_bytes=chunk_bytes)
     with lake.writer_lock(paths, AGENT_EVENTS):
         ingested_at = now or datetime.now(UTC)
-        todo, skipped = _pending(paths, discover(paths.landing))
+        todo, skipped = _pending(paths, discover(paths.landing_uri))
         discard_unrecorded(paths, [file.name for file in todo])
         writer = BatchWriter(paths, ingested_at)
         read = done = 0

@@ -1,4 +1,12 @@
-"""The landing folder: which files are there, and their bytes (decompressed)."""
+"""The landing folder: which files are there, and their bytes (decompressed).
+
+The landing is a local folder (the default, ``$AGENTOPS_HOME/landing``) or a prefix on object
+storage (``AGENTOPS_LANDING_URI=s3://bucket/prefix``, also ``gs://``, ``az://``). On object
+storage, objects are listed and read through pyarrow's filesystems (which take the endpoint and
+credentials from the usual ``AWS_*``... variables); a file's ``name`` is then its URI. Hidden
+names, bounded decompression and the exactly-once stamps (name, size, mtime) are the same on
+both; links and special files exist only on disk.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, Final, Literal
+from urllib.parse import urlparse
 
+import pyarrow.fs as pafs
+
+from agentops_assets.storage.config import delta_storage_options, is_local
 from memory.redaction import redact_text
 
 SourceFormat = Literal["jsonl", "otlp_json", "otlp_protobuf"]
@@ -30,11 +43,13 @@ _GZIP_MAGIC: Final = b"\x1f\x8b"
 
 @dataclass(frozen=True)
 class LandingFile:
-    """A file in the landing folder, as found on disk."""
+    """A file in the landing folder, as found on disk, or an object under the landing prefix."""
 
-    path: Path
+    # The file's path, or the object's URI (``s3://bucket/key``) on object storage.
+    path: Path | str
     # Path relative to the landing folder, with forward slashes; a byte of the name that is not
-    # UTF-8 is written \xNN, the same way on every run, so tables can hold the name.
+    # UTF-8 is written \xNN, the same way on every run, so tables can hold the name. On object
+    # storage, the object's URI.
     name: str
     size: int
     mtime_ns: int
@@ -46,6 +61,11 @@ class LandingFile:
     @property
     def modified_at(self) -> datetime:
         return datetime.fromtimestamp(self.mtime_ns / 1e9, tz=UTC)
+
+    @property
+    def is_object(self) -> bool:
+        """Whether the file is an object on object storage (read through pyarrow.fs)."""
+        return isinstance(self.path, str)
 
 
 def landing_format(path: Path) -> tuple[SourceFormat, bool] | None:
@@ -60,14 +80,20 @@ def landing_format(path: Path) -> tuple[SourceFormat, bool] | None:
     return (fmt, compressed) if fmt else None
 
 
-def discover(landing: Path) -> list[LandingFile]:
+def discover(landing: Path | str) -> list[LandingFile]:
     """Every landing file the platform can read, or must refuse, sorted by name.
+
+    ``landing`` is a local folder, or an object-store URI whose objects are listed recursively
+    (see :func:`discover_objects`).
 
     Hidden files and folders (a leading dot) are skipped: producers write there first and
     rename into place, so a half-written file is never picked up. Links are never followed: a
     linked folder is not entered, and a link or special file (FIFO, socket, device) with a
     landing file's name is listed with its ``problem``, to be recorded and never read.
     """
+    if isinstance(landing, str) and not is_local(landing):
+        return discover_objects(landing)
+    landing = Path(landing.removeprefix("file://") if isinstance(landing, str) else landing)
     if not landing.is_dir():
         return []
     found = []
@@ -92,6 +118,65 @@ def discover(landing: Path) -> list[LandingFile]:
             LandingFile(path, name, info.st_size, info.st_mtime_ns, *kind, problem, landing)
         )
     return sorted(found, key=lambda f: f.name)
+
+
+def discover_objects(uri: str) -> list[LandingFile]:
+    """Every landing object under the prefix ``uri`` (listed recursively), sorted by name.
+
+    Names with a hidden component (a key segment starting with a dot) are skipped, as hidden
+    files and folders are on disk. Size and modification time come from the listing; an object
+    replaced in place under the same key shows a new size or time, so it is a new file.
+    """
+    filesystem, base = _filesystem(uri)
+    base = base.rstrip("/")
+    selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+    scheme = urlparse(uri).scheme
+    found = []
+    for info in filesystem.get_file_info(selector):
+        if info.type != pafs.FileType.File:
+            continue
+        relative = info.path[len(base) + 1 :] if info.path.startswith(base + "/") else info.path
+        if any(part.startswith(".") for part in relative.split("/")):
+            continue
+        kind = landing_format(Path(info.base_name))
+        if kind is None or info.mtime_ns is None:
+            continue
+        address = f"{scheme}://{info.path}"
+        found.append(
+            LandingFile(address, redact_text(address), info.size or 0, info.mtime_ns, *kind)
+        )
+    return sorted(found, key=lambda f: f.name)
+
+
+@lru_cache(maxsize=16)
+def _store(scheme: str, bucket: str, settings: tuple[tuple[str, str], ...]) -> pafs.FileSystem:
+    """The filesystem of one bucket, made once per process and settings (making one may cost
+    a request); pyarrow reads the settings (endpoint, credentials) from the environment."""
+    del settings  # part of the cache key only: new settings make a new filesystem
+    return pafs.FileSystem.from_uri(f"{scheme}://{bucket}")[0]
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem holding ``uri``, and the path of ``uri`` in it (``bucket/key``)."""
+    parsed = urlparse(uri)
+    path = f"{parsed.netloc}{parsed.path}".rstrip("/")
+    settings = tuple(sorted(delta_storage_options(uri).items()))
+    return _store(parsed.scheme, parsed.netloc, settings), path
+
+
+def write_object(uri: str, data: bytes) -> None:
+    """Store ``data`` as the object ``uri``; it appears whole once this returns, or not at all.
+
+    An S3 PUT (or the completion of a multipart upload) is atomic: readers never see part of
+    the object, so no temporary name is needed.
+
+    Raises:
+        OSError: the store refused the write or could not be reached.
+    """
+    filesystem, path = _filesystem(uri)
+    # compression=None: the bytes are stored as given (pyarrow would gzip a ``.gz`` name again).
+    with filesystem.open_output_stream(path, compression=None) as out:
+        out.write(data)
 
 
 def _entries(folder: Path, parts: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], os.DirEntry]]:
@@ -134,6 +219,9 @@ def open_landing(file: LandingFile) -> BinaryIO:
     """
     if file.problem:
         raise RefusedFile(file.problem)
+    if isinstance(file.path, str):
+        filesystem, path = _filesystem(file.path)
+        return filesystem.open_input_file(path)  # type: ignore[return-value]  (file-like)
     root = file.root or file.path.parent
     parts = file.path.relative_to(root).parts
     folder = os.open(root, _OPEN_DIR)  # the landing folder itself may be a link: configuration
@@ -165,6 +253,11 @@ def file_digest(file: LandingFile) -> str:
     """SHA-256 of a landing file's stored bytes, read in chunks; of no bytes if refused."""
     try:
         with open_landing(file) as stream:
+            if file.is_object:
+                digest = hashlib.sha256()
+                while block := stream.read(_BLOCK):
+                    digest.update(block)
+                return digest.hexdigest()
             return hashlib.file_digest(stream, "sha256").hexdigest()
     except RefusedFile:
         return hashlib.sha256(b"").hexdigest()
@@ -244,7 +337,7 @@ def _read(
     stream: BinaryIO, compressed: bool, *, limit: int, keep: bool, binary: bool = False
 ) -> FileContent:
     """Read a whole stream; ``binary``: the format is binary, so NUL bytes are no problem."""
-    stored_size = os.fstat(stream.fileno()).st_size
+    stored_size = _stored_size(stream)
     whole = keep and stored_size <= limit
     if whole and not compressed:
         data = stream.read()  # the common case: one read, no copies
@@ -270,6 +363,14 @@ def _read(
         problem = "binary_file"
     data = b"".join(parts) if keep else head
     return FileContent(decoded.finish(), data, problem, decoded.size)
+
+
+def _stored_size(stream: BinaryIO) -> int:
+    """Bytes of an open landing file as stored: a local file's, or an object's."""
+    size = getattr(stream, "size", None)
+    if callable(size):  # pyarrow's input file of an object
+        return size()
+    return os.fstat(stream.fileno()).st_size
 
 
 class _Decoded:

@@ -26,7 +26,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     again a few times, with a back-off, as `<fingerprint>-retry-<n>`.
     """
     paths = lake.paths
-    pending = pending_files(discover(paths.landing), ingested_stamps(paths))
+    pending = pending_files(discover(paths.landing_uri), ingested_stamps(paths))
     if not pending:
         return dg.SkipReason("No landing files waiting.")
     return request_or_retry(
