@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,6 +31,7 @@ __all__ = [
     "redact_frame",
     "redact_json",
     "redact_text",
+    "redact_texts",
     "secret_kinds",
 ]
 
@@ -319,6 +320,76 @@ def redact_text(text: str, *, bare_numbers: bool = True) -> str:
     return text
 
 
+def redact_texts(texts: Collection[str], *, bare_numbers: bool = True) -> dict[str, str]:
+    """``redact_text`` of each text, as a dict; the same results, found faster.
+
+    ``redact_text`` tries every kind in turn, each behind a cheap gate (a regex search) that
+    must pass before its pattern runs: some twenty Python searches a text. Here the gates that
+    are plain regexes run over all the texts at once in polars (same patterns; on ASCII text
+    Rust's and Python's ASCII-mode regexes agree), and a text then runs, in ``redact_text``'s
+    order, only the kinds whose gate passed. Once a kind has changed the text, later gates are
+    tested on the new text in Python, as ``redact_text`` does. Non-ASCII texts, and any gate
+    polars cannot run, take ``redact_text``'s own path.
+    """
+    out: dict[str, str] = {}
+    ascii_texts = []
+    for text in texts:
+        if text.isascii():
+            ascii_texts.append(text)
+        else:
+            out[text] = redact_text(text, bare_numbers=bare_numbers)
+    if not ascii_texts:
+        return out
+    column = pl.Series("t", ascii_texts, dtype=pl.String)
+    passed = pl.select(
+        column.str.contains(gate).alias(str(n)) if gate is not None else pl.lit(True).alias(str(n))
+        for n, gate in enumerate(_POLARS_GATES)
+    )
+    gates = zip(*(passed.to_series(n).to_list() for n in range(passed.width)), strict=True)
+    for text, maybe in zip(ascii_texts, gates, strict=True):
+        out[text] = _redact_gated(text, maybe, bare_numbers)
+    return out
+
+
+def _redact_gated(text: str, maybe: tuple[bool, ...], bare_numbers: bool) -> str:
+    """``redact_text``, skipping the kinds whose gate failed on ``text`` itself."""
+    number = not bare_numbers and text.isdigit()
+    unchanged = True
+    for kind, (gate, pattern, replace), may in zip(_KINDS, _REPLACERS, maybe, strict=True):
+        if unchanged and not may:
+            continue  # the gate did not pass on this very text
+        if gate(text) and not (number and kind.name == "card_number"):
+            redacted = pattern.sub(replace, text)
+            if unchanged and redacted != text:
+                unchanged = False
+            text = redacted
+    return text
+
+
+def _polars_gate(gate: Callable[[str], object]) -> str | None:
+    """A gate as a pattern polars runs (an ASCII regex's ``search``), or ``None``: it stays in
+    Python."""
+    compiled = getattr(gate, "__self__", None)
+    if not (
+        isinstance(compiled, re.Pattern)
+        and getattr(gate, "__name__", "") == "search"
+        and compiled.flags & re.ASCII
+        and not compiled.flags & ~(re.ASCII | re.UNICODE | re.IGNORECASE)
+    ):
+        return None
+    pattern = compiled.pattern
+    if compiled.flags & re.IGNORECASE:
+        pattern = f"(?i:{pattern})"
+    try:
+        pl.select(pl.lit("probe").str.contains(pattern))
+    except pl.exceptions.PolarsError:
+        return None
+    return pattern
+
+
+_POLARS_GATES: Final = tuple(_polars_gate(kind.gate) for kind in _KINDS)
+
+
 def secret_kinds(text: str, *, bare_numbers: bool = True) -> list[str]:
     """The kinds of secret ``text`` holds, as ``redact_text`` would mark them (empty if none).
 
@@ -384,7 +455,9 @@ def redact_frame(
 ) -> pl.DataFrame:
     """Redact every string column (or ``columns``) of ``frame``.
 
-    One vectorised pass finds the cells that may hold a secret; only those are rewritten.
+    One vectorised pass finds the cells that may hold a secret; only those are rewritten, each
+    distinct text once (telemetry repeats texts: spans flagged for one id shape often share
+    whole attribute objects).
 
     Args:
         frame: The rows to redact.
@@ -404,8 +477,10 @@ def redact_frame(
         if mask is None:
             continue
         rows = mask.arg_true()
-        fixed = pl.Series(
-            [redact_text(v, bare_numbers=not label) for v in column.gather(rows)], dtype=pl.String
-        )
+        flagged = column.gather(rows).to_list()
+        redacted = redact_texts(set(flagged), bare_numbers=not label)
+        if all(text == out for text, out in redacted.items()):
+            continue  # flagged, but nothing in it is a secret
+        fixed = pl.Series([redacted[text] for text in flagged], dtype=pl.String)
         updates.append(column.scatter(rows, fixed))
     return frame.with_columns(updates) if updates else frame

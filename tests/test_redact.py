@@ -161,7 +161,7 @@ def _texts_to_screen() -> list[str]:
 
 @pytest.mark.parametrize("bare_numbers", [True, False])
 def test_redact_texts_gives_what_redact_text_gives(bare_numbers: bool) -> None:
-    from agentops_assets.telemetry.redact import redact_texts
+    from memory.redaction import redact_texts
 
     texts = _texts_to_screen()
     expected = {t: redact_text(t, bare_numbers=bare_numbers) for t in texts}
@@ -169,12 +169,16 @@ def test_redact_texts_gives_what_redact_text_gives(bare_numbers: bool) -> None:
     assert sum(t != r for t, r in expected.items()) > 100  # secrets were found, not only misses
 
 
-def test_redact_frame_gives_what_the_memory_engine_gives() -> None:
-    from agentops_assets.telemetry.schema import LABEL_FIELDS
-    from memory import redaction
-
+def test_redact_frame_gives_redact_text_of_every_cell() -> None:
     texts = _texts_to_screen()
     frame = pl.DataFrame({"session_id": texts, "result": texts[::-1], "n": range(len(texts))})
     frame = pl.concat([frame, frame.with_columns(pl.lit(None, dtype=pl.String).alias("result"))])
-    expected = redaction.redact_frame(frame, labels=LABEL_FIELDS)
+    # The reference: redact_text on every cell, labels (session_id) without bare card numbers.
+    expected = frame.with_columns(
+        pl.Series("session_id", [redact_text(t, bare_numbers=False) for t in frame["session_id"]]),
+        pl.Series(
+            [None if t is None else redact_text(t) for t in frame["result"]], dtype=pl.String
+        ).alias("result"),
+    )
     assert redact_frame(frame).equals(expected)
+    assert not frame.equals(expected)  # there was something to redact
